@@ -1,0 +1,91 @@
+"""The two layers CycleGAN needs that Keras 3 does not ship: reflection padding and instance norm."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+PACKAGE = "cyclegan_keras"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ReflectionPadding2D(keras.layers.Layer):
+    """Pads height and width by mirroring the image, without repeating the edge pixel.
+
+    Equivalent to PyTorch's ``nn.ReflectionPad2d``; converts to TFLite's builtin ``MIRROR_PAD``.
+
+    Args:
+        padding: pixels added on each side of both spatial axes (channels-last input).
+    """
+
+    def __init__(self, padding: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if padding < 0:
+            raise ValueError(f"padding must be >= 0, got {padding}")
+        self.padding = int(padding)
+
+    def call(self, inputs):
+        p = self.padding
+        return ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        grow = 2 * self.padding
+        return (n, None if h is None else h + grow, None if w is None else w + grow, c)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class InstanceNormalization(keras.layers.Layer):
+    """Normalises each image's channels over height and width (Ulyanov et al., 2016).
+
+    Statistics come from the image itself at training and inference alike, so there are no running
+    averages. The mean and variance are a plain 4-D reduction over axes 1 and 2, which converts to the
+    fewest and simplest TFLite ops, and are computed in float32 under mixed precision.
+
+    Args:
+        epsilon: added to the variance, 1e-5 as in PyTorch's ``nn.InstanceNorm2d``.
+        center: learn a per-channel offset (off in CycleGAN).
+        scale: learn a per-channel gain (off in CycleGAN).
+    """
+
+    def __init__(self, epsilon: float = 1e-5, center: bool = False, scale: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if (self.center or self.scale) and channels is None:
+            raise ValueError("InstanceNormalization with center/scale needs a known channel count.")
+        self.gamma = (
+            self.add_weight(shape=(channels,), initializer="ones", name="gamma") if self.scale else None
+        )
+        self.beta = (
+            self.add_weight(shape=(channels,), initializer="zeros", name="beta") if self.center else None
+        )
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        mean = ops.mean(x, axis=(1, 2), keepdims=True)
+        variance = ops.mean(ops.square(x - mean), axis=(1, 2), keepdims=True)
+        x = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            x = x * ops.cast(self.gamma, "float32")
+        if self.beta is not None:
+            x = x + ops.cast(self.beta, "float32")
+        return ops.cast(x, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+        }

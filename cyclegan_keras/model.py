@@ -1,0 +1,283 @@
+"""``CycleGAN``: the four networks and the official training step as a subclassed ``keras.Model``."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from cyclegan_keras.layers import PACKAGE
+from cyclegan_keras.losses import (
+    check_gan_mode,
+    discriminator_adversarial_loss,
+    generator_adversarial_loss,
+    gradient_penalty,
+)
+from cyclegan_keras.pool import ImagePool
+
+# Reported loss terms, in the order of the official log (see README for the official names).
+LOSS_NAMES = (
+    "disc_b",
+    "adv_ab",
+    "cycle_aba",
+    "identity_ab",
+    "disc_a",
+    "adv_ba",
+    "cycle_bab",
+    "identity_ba",
+)
+DIRECTIONS = ("a_to_b", "b_to_a")
+
+
+def official_adam(learning_rate: float = 2e-4, beta_1: float = 0.5) -> keras.optimizers.Adam:
+    """Adam as the official code sets it: lr 2e-4, betas (0.5, 0.999), PyTorch's epsilon 1e-8."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=0.999, epsilon=1e-8)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CycleGAN(keras.Model):
+    """CycleGAN (Zhu et al., 2017) trained with ``fit`` exactly as the official code trains it.
+
+    Each ``train_step`` on a batch ``(a, b)`` runs all four networks, updates both generators on ONE
+    joint loss (both adversarial terms, both cycle terms, both identity terms) with the discriminators
+    untouched, then updates both discriminators on pooled, detached fakes with the 0.5 factor.
+
+    Args:
+        generator_ab: translates domain A to B (official ``netG_A``).
+        generator_ba: translates domain B to A (official ``netG_B``).
+        discriminator_a: judges domain-A images (official ``netD_B``).
+        discriminator_b: judges domain-B images (official ``netD_A``).
+        lambda_a: weight of the A -> B -> A cycle loss.
+        lambda_b: weight of the B -> A -> B cycle loss.
+        lambda_identity: weight of the identity losses, relative to the cycle weights; 0 turns them off.
+        pool_size: images in each image pool; 0 turns the pools off.
+        gan_mode: adversarial loss, one of ``lsgan`` (default), ``vanilla``, ``wgangp``, ``hinge``.
+        seed: seed of the pools' random draws.
+
+    ``model(a)`` and ``model.predict(a)`` translate A -> B; ``model.translate(b, "b_to_a")`` goes the
+    other way.
+    """
+
+    def __init__(
+        self,
+        generator_ab: keras.Model,
+        generator_ba: keras.Model,
+        discriminator_a: keras.Model,
+        discriminator_b: keras.Model,
+        *,
+        lambda_a: float = 10.0,
+        lambda_b: float = 10.0,
+        lambda_identity: float = 0.5,
+        pool_size: int = 50,
+        gan_mode: str = "lsgan",
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for key, value in (("lambda_a", lambda_a), ("lambda_b", lambda_b), ("lambda_identity", lambda_identity)):
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0, got {value}")
+        self.generator_ab = generator_ab
+        self.generator_ba = generator_ba
+        self.discriminator_a = discriminator_a
+        self.discriminator_b = discriminator_b
+        self.lambda_a = float(lambda_a)
+        self.lambda_b = float(lambda_b)
+        self.lambda_identity = float(lambda_identity)
+        self.pool_size = pool_size
+        self.gan_mode = check_gan_mode(gan_mode)
+        self.seed = seed
+        # pool_a holds generated A images (from generator_ba), pool_b generated B images.
+        self.pool_a = ImagePool(pool_size, seed=seed, name="pool_a")
+        self.pool_b = ImagePool(pool_size, seed=None if seed is None else seed + 1, name="pool_b")
+        self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+        self.generator_optimizer = None
+        self.discriminator_optimizer = None
+
+    # -- Keras plumbing ---------------------------------------------------------------------------
+
+    def build(self, input_shape):
+        for network in (self.generator_ab, self.generator_ba, self.discriminator_a, self.discriminator_b):
+            if not network.built:
+                network.build(input_shape)
+        if None not in tuple(input_shape)[1:]:
+            for pool in (self.pool_a, self.pool_b):
+                if not pool.built:
+                    pool.build(input_shape)
+        super().build(input_shape)
+
+    def compile(
+        self,
+        generator_optimizer: keras.optimizers.Optimizer | None = None,
+        discriminator_optimizer: keras.optimizers.Optimizer | None = None,
+        **kwargs,
+    ):
+        """Sets the two optimizers; both default to the official Adam (``official_adam()``).
+
+        One optimizer steps both generators, the other both discriminators. Under a
+        ``mixed_float16`` policy each is wrapped in a ``LossScaleOptimizer``. Other keyword
+        arguments (``steps_per_execution``, ``jit_compile``, ...) go to ``keras.Model.compile``.
+        """
+        generator_optimizer = generator_optimizer or official_adam()
+        discriminator_optimizer = discriminator_optimizer or official_adam()
+        if keras.config.dtype_policy().name == "mixed_float16":
+            generator_optimizer = _loss_scaled(generator_optimizer)
+            discriminator_optimizer = _loss_scaled(discriminator_optimizer)
+        self.generator_optimizer = generator_optimizer
+        self.discriminator_optimizer = discriminator_optimizer
+        # Keras' own `optimizer` is the generators' one, so callbacks that read
+        # `model.optimizer.iterations` count training steps.
+        super().compile(optimizer=generator_optimizer, **kwargs)
+
+    def get_compile_config(self):
+        return {
+            "generator_optimizer": keras.saving.serialize_keras_object(self.generator_optimizer),
+            "discriminator_optimizer": keras.saving.serialize_keras_object(self.discriminator_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            generator_optimizer=keras.saving.deserialize_keras_object(config["generator_optimizer"]),
+            discriminator_optimizer=keras.saving.deserialize_keras_object(config["discriminator_optimizer"]),
+        )
+        if self.built:
+            self.build_optimizers()
+
+    def build_optimizers(self) -> None:
+        """Creates both optimizers' variables, so their state can be restored before training."""
+        self.generator_optimizer.build(self.generator_variables)
+        self.discriminator_optimizer.build(self.discriminator_variables)
+
+    @property
+    def generator_variables(self) -> list:
+        return self.generator_ab.trainable_variables + self.generator_ba.trainable_variables
+
+    @property
+    def discriminator_variables(self) -> list:
+        return self.discriminator_a.trainable_variables + self.discriminator_b.trainable_variables
+
+    @property
+    def metrics(self):
+        return list(self.loss_trackers.values())
+
+    def get_config(self):
+        networks = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            **{key: keras.saving.serialize_keras_object(getattr(self, key)) for key in networks},
+            "lambda_a": self.lambda_a,
+            "lambda_b": self.lambda_b,
+            "lambda_identity": self.lambda_identity,
+            "pool_size": self.pool_size,
+            "gan_mode": self.gan_mode,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    # -- Inference --------------------------------------------------------------------------------
+
+    def call(self, inputs, training=False):
+        return self.generator_ab(inputs, training=training)
+
+    def translate(self, images, direction: str = "a_to_b"):
+        """Translates a batch of images in [-1, 1]: ``"a_to_b"`` (default) or ``"b_to_a"``."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+        generator = self.generator_ab if direction == "a_to_b" else self.generator_ba
+        return generator(images, training=False)
+
+    # -- Training ---------------------------------------------------------------------------------
+
+    def _generator_losses(self, a, b, training: bool):
+        fake_b = self.generator_ab(a, training=training)
+        fake_a = self.generator_ba(b, training=training)
+        cycled_a = self.generator_ba(fake_b, training=training)
+        cycled_b = self.generator_ab(fake_a, training=training)
+        losses = {
+            "adv_ab": generator_adversarial_loss(self.discriminator_b(fake_b, training=training), self.gan_mode),
+            "adv_ba": generator_adversarial_loss(self.discriminator_a(fake_a, training=training), self.gan_mode),
+            "cycle_aba": self.lambda_a * _l1(cycled_a, a),
+            "cycle_bab": self.lambda_b * _l1(cycled_b, b),
+        }
+        if self.lambda_identity > 0:
+            losses["identity_ab"] = (
+                self.lambda_b * self.lambda_identity * _l1(self.generator_ab(b, training=training), b)
+            )
+            losses["identity_ba"] = (
+                self.lambda_a * self.lambda_identity * _l1(self.generator_ba(a, training=training), a)
+            )
+        else:
+            losses["identity_ab"] = losses["identity_ba"] = tf.constant(0.0)
+        return losses, fake_a, fake_b
+
+    def _discriminator_loss(self, discriminator, real, fake, training: bool):
+        loss = discriminator_adversarial_loss(
+            discriminator(real, training=training), discriminator(fake, training=training), self.gan_mode
+        )
+        if self.gan_mode == "wgangp":
+            loss += gradient_penalty(discriminator, real, fake)
+        return loss
+
+    def train_step(self, data):
+        a, b = _unpack(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            losses, fake_a, fake_b = self._generator_losses(a, b, training=True)
+            # Each replica's mean over its share of the batch; the optimizer sums over replicas.
+            generator_loss = tf.add_n(list(losses.values())) / replicas
+            scaled = self.generator_optimizer.scale_loss(generator_loss)
+        generator_variables = self.generator_variables
+        grads = tape.gradient(scaled, generator_variables)
+        self.generator_optimizer.apply_gradients(zip(grads, generator_variables))
+
+        pooled_a = self.pool_a(tf.stop_gradient(fake_a))
+        pooled_b = self.pool_b(tf.stop_gradient(fake_b))
+        with tf.GradientTape() as tape:
+            losses["disc_a"] = self._discriminator_loss(self.discriminator_a, a, pooled_a, training=True)
+            losses["disc_b"] = self._discriminator_loss(self.discriminator_b, b, pooled_b, training=True)
+            scaled = self.discriminator_optimizer.scale_loss((losses["disc_a"] + losses["disc_b"]) / replicas)
+        discriminator_variables = self.discriminator_variables
+        grads = tape.gradient(scaled, discriminator_variables)
+        self.discriminator_optimizer.apply_gradients(zip(grads, discriminator_variables))
+        return self._track(losses)
+
+    def test_step(self, data):
+        a, b = _unpack(data)
+        losses, fake_a, fake_b = self._generator_losses(a, b, training=False)
+        losses["disc_a"] = self._discriminator_loss(self.discriminator_a, a, fake_a, training=False)
+        losses["disc_b"] = self._discriminator_loss(self.discriminator_b, b, fake_b, training=False)
+        return self._track(losses)
+
+    def _track(self, losses):
+        for name, tracker in self.loss_trackers.items():
+            tracker.update_state(losses[name])
+        return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
+
+
+def _l1(x, y):
+    return tf.reduce_mean(tf.abs(tf.cast(x, tf.float32) - tf.cast(y, tf.float32)))
+
+
+def _unpack(data):
+    if isinstance(data, dict) and {"a", "b"} <= data.keys():
+        return data["a"], data["b"]
+    if isinstance(data, (tuple, list)):
+        a, b, _ = keras.utils.unpack_x_y_sample_weight(tuple(data))
+        if b is not None:
+            return a, b
+    raise ValueError(
+        "CycleGAN trains on batches of (a, b): a dataset of pairs of image batches, one from each "
+        f"domain (or dicts with keys 'a' and 'b'), e.g. model.fit(dataset_of_pairs). Got {type(data).__name__}."
+    )
+
+
+def _loss_scaled(optimizer):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer)

@@ -1,0 +1,80 @@
+"""Architecture facts of the official networks: parameter counts, shapes, layers, serialisation."""
+
+import keras
+import numpy as np
+import pytest
+
+from cyclegan_keras import (
+    InstanceNormalization,
+    ReflectionPadding2D,
+    patchgan_discriminator,
+    resnet_generator,
+    unet_generator,
+)
+
+
+@pytest.mark.parametrize(("n_blocks", "params"), [(9, 11_378_179), (6, 7_837_699)])
+def test_resnet_generator_parameter_count(n_blocks, params):
+    assert resnet_generator(n_blocks=n_blocks).count_params() == params
+
+
+def test_patchgan_parameter_count_and_30x30_output():
+    disc = patchgan_discriminator()
+    assert disc.count_params() == 2_764_737
+    assert disc.compute_output_shape((1, 256, 256, 3)) == (1, 30, 30, 1)
+
+
+def test_full_size_generator_keeps_256_shape():
+    gen = resnet_generator()
+    assert gen.compute_output_shape((1, 256, 256, 3)) == (1, 256, 256, 3)
+
+
+@pytest.mark.parametrize(("height", "width"), [(32, 32), (36, 20), (8, 12), (64, 44)])
+def test_resnet_generator_keeps_any_multiple_of_4(height, width):
+    gen = resnet_generator(n_blocks=1, ngf=4)
+    out = gen(np.zeros((2, height, width, 3), "float32"))
+    assert out.shape == (2, height, width, 3)
+
+
+def test_unet_generators_shapes():
+    assert unet_generator(num_downs=8).compute_output_shape((1, 256, 256, 3)) == (1, 256, 256, 3)
+    small = unet_generator(num_downs=5, ngf=4)
+    assert small(np.zeros((1, 64, 32, 3), "float32")).shape == (1, 64, 32, 3)
+
+
+def test_instance_norm_normalises_each_image_and_channel():
+    x = np.random.default_rng(0).normal(3.0, 5.0, (2, 8, 6, 4)).astype("float32")
+    norm = InstanceNormalization()
+    y = keras.ops.convert_to_numpy(norm(x))
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=(1, 2)), 25.0 / (25.0 + 1e-5), rtol=1e-3)
+    assert norm.count_params() == 0
+
+
+def test_reflection_padding_mirrors_without_edge_repeat():
+    x = np.arange(12, dtype="float32").reshape(1, 3, 4, 1)
+    y = keras.ops.convert_to_numpy(ReflectionPadding2D(1)(x))[0, :, :, 0]
+    np.testing.assert_array_equal(y[1:-1, 0], x[0, :, 1, 0])
+    np.testing.assert_array_equal(y[0, 1:-1], x[0, 1, :, 0])
+
+
+def test_kernels_are_independent_normal_002():
+    gen = resnet_generator(n_blocks=3, ngf=8)
+    kernels = [gen.get_layer(f"res_{b}_conv_1").kernel.numpy() for b in range(3)]
+    assert not np.allclose(kernels[0], kernels[1])
+    assert abs(np.std(np.concatenate([k.ravel() for k in kernels])) - 0.02) < 0.002
+    assert np.all(gen.get_layer("conv_in").bias.numpy() == 0)
+
+
+def test_leaky_relu_slope_is_02():
+    disc = patchgan_discriminator(ndf=4)
+    assert disc.get_layer("lrelu_0").negative_slope == pytest.approx(0.2)
+
+
+def test_generator_saves_and_loads_safe_mode(tmp_path):
+    gen = resnet_generator(n_blocks=1, ngf=4)
+    path = tmp_path / "gen.keras"
+    gen.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(loaded(x), gen(x), atol=1e-6)

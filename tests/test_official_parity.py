@@ -1,0 +1,133 @@
+"""Numerical parity with the official PyTorch networks and training step (tests/torch_reference.py)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import keras  # noqa: E402
+
+from cyclegan_keras import (  # noqa: E402
+    CycleGAN,
+    load_official_generator,
+    load_official_weights,
+    patchgan_discriminator,
+    resnet_generator,
+    unet_generator,
+)
+from tests import torch_reference as ref  # noqa: E402
+
+
+def _numpy_state(module):
+    return {key: value.detach().numpy().copy() for key, value in module.state_dict().items()}
+
+
+def _nchw(x):
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def _nhwc(t):
+    return t.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def _images(seed, shape=(2, 32, 32, 3)):
+    return np.random.default_rng(seed).uniform(-1, 1, shape).astype("float32")
+
+
+@pytest.mark.parametrize(
+    ("torch_net", "keras_net", "shape"),
+    [
+        (lambda: ref.ResnetGenerator(ngf=8, n_blocks=3), lambda: resnet_generator(3, ngf=8), (2, 36, 28, 3)),
+        (lambda: ref.ResnetGenerator(ngf=64, n_blocks=9), lambda: resnet_generator(), (1, 32, 32, 3)),
+        (lambda: ref.UnetGenerator(num_downs=6, ngf=4), lambda: unet_generator(6, ngf=4), (2, 64, 64, 3)),
+        (lambda: ref.NLayerDiscriminator(ndf=8), lambda: patchgan_discriminator(ndf=8), (2, 64, 48, 3)),
+    ],
+    ids=["resnet_3blocks", "resnet_9blocks", "unet_6", "patchgan"],
+)
+def test_forward_parity_with_official_weights(torch_net, keras_net, shape):
+    reference = ref.randomize(torch_net(), seed=3).eval()
+    model = load_official_weights(keras_net(), _numpy_state(reference))
+    x = _images(0, shape)
+    expected = _nhwc(reference(_nchw(x)))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), expected, atol=1e-4, rtol=0)
+
+
+def test_load_official_generator_infers_architecture_and_drops_norm_buffers(tmp_path):
+    reference = ref.randomize(ref.ResnetGenerator(ngf=8, n_blocks=6), seed=4).eval()
+    state = reference.state_dict()
+    state["model.2.running_mean"] = torch.zeros(8)  # old checkpoints carry these
+    state["model.2.num_batches_tracked"] = torch.tensor(0)
+    torch.save(state, tmp_path / "g.pth")
+    gen = load_official_generator(tmp_path / "g.pth")
+    assert sum(layer.name.endswith("_conv_1") for layer in gen.layers) == 6
+    x = _images(5)
+    np.testing.assert_allclose(gen(x), _nhwc(reference(_nchw(x))), atol=1e-4)
+
+    np.savez(tmp_path / "g.npz", **_numpy_state(reference))
+    np.testing.assert_allclose(load_official_generator(tmp_path / "g.npz")(x), gen(x), atol=1e-6)
+
+    unet = ref.randomize(ref.UnetGenerator(num_downs=5, ngf=4), seed=6).eval()
+    np.savez(tmp_path / "u.npz", **_numpy_state(unet))
+    gen = load_official_generator(tmp_path / "u.npz")
+    np.testing.assert_allclose(gen(x), _nhwc(unet(_nchw(x))), atol=1e-4)
+
+
+def test_mismatched_checkpoint_names_missing_and_unexpected_keys():
+    state = _numpy_state(ref.ResnetGenerator(ngf=8, n_blocks=2))
+    state["model.99.weight"] = np.zeros(1)
+    del state["model.1.bias"]
+    with pytest.raises(ValueError, match=r"model\.1\.bias.*model\.99\.weight"):
+        load_official_weights(resnet_generator(2, ngf=8), state)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_official_weights(resnet_generator(3, ngf=8), _numpy_state(ref.ResnetGenerator(8, 2)))
+
+
+def _flat(weights):
+    return np.concatenate([np.ravel(w) for w in weights])
+
+
+def test_one_train_step_matches_official_step():
+    nets = {
+        "g_a": ref.randomize(ref.ResnetGenerator(ngf=8, n_blocks=2), 10),
+        "g_b": ref.randomize(ref.ResnetGenerator(ngf=8, n_blocks=2), 11),
+        "d_a": ref.randomize(ref.NLayerDiscriminator(ndf=8), 12),
+        "d_b": ref.randomize(ref.NLayerDiscriminator(ndf=8), 13),
+    }
+    # Official netD_A judges B images: it is our discriminator_b.
+    model = CycleGAN(
+        load_official_weights(resnet_generator(2, ngf=8, name="g_ab"), _numpy_state(nets["g_a"])),
+        load_official_weights(resnet_generator(2, ngf=8, name="g_ba"), _numpy_state(nets["g_b"])),
+        load_official_weights(patchgan_discriminator(ndf=8, name="d_a"), _numpy_state(nets["d_b"])),
+        load_official_weights(patchgan_discriminator(ndf=8, name="d_b"), _numpy_state(nets["d_a"])),
+    )
+    model.compile()
+    before = {
+        key: _flat(m.get_weights())
+        for key, m in zip(
+            ("g_a", "g_b", "d_b", "d_a"),
+            (model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b),
+        )
+    }
+    a, b = _images(20, (2, 32, 32, 3)), _images(21, (2, 32, 32, 3))
+
+    logs = model.train_on_batch(a, b, return_dict=True)
+    expected = ref.official_step(nets["g_a"], nets["g_b"], nets["d_a"], nets["d_b"], _nchw(a), _nchw(b))
+
+    names = {
+        "adv_ab": "G_A", "adv_ba": "G_B", "cycle_aba": "cycle_A", "cycle_bab": "cycle_B",
+        "identity_ab": "idt_A", "identity_ba": "idt_B", "disc_b": "D_A", "disc_a": "D_B",
+    }
+    for ours, official in names.items():
+        assert logs[ours] == pytest.approx(expected[official], rel=1e-4), ours
+
+    after = {
+        "g_a": model.generator_ab, "g_b": model.generator_ba,
+        "d_b": model.discriminator_a, "d_a": model.discriminator_b,
+    }
+    for key, net in after.items():
+        # The reference's new weights, in Keras layouts.
+        official_after = load_official_weights(keras.models.clone_model(net), _numpy_state(nets[key]))
+        ours = _flat(net.get_weights()) - before[key]
+        theirs = _flat(official_after.get_weights()) - before[key]
+        assert np.linalg.norm(theirs) > 0
+        assert np.linalg.norm(ours - theirs) < 0.1 * np.linalg.norm(theirs), key
