@@ -142,10 +142,24 @@ class CycleGAN(keras.Model):
         if self.built:
             self.build_optimizers()
 
+    def fit(self, x=None, *args, **kwargs):
+        # Creating the pools' and optimizers' variables now, rather than inside the traced step, spares
+        # TensorFlow a second trace of the whole training graph.
+        shape = _image_batch_shape(x)
+        if shape is not None and not self.built:
+            self.build(shape)
+        if self.built and self.generator_optimizer is not None:
+            self.build_optimizers()
+        return super().fit(x, *args, **kwargs)
+
     def build_optimizers(self) -> None:
         """Creates both optimizers' variables, so their state can be restored before training."""
-        self.generator_optimizer.build(self.generator_variables)
-        self.discriminator_optimizer.build(self.discriminator_variables)
+        for optimizer, variables in (
+            (self.generator_optimizer, self.generator_variables),
+            (self.discriminator_optimizer, self.discriminator_variables),
+        ):
+            if not optimizer.built:
+                optimizer.build(variables)
 
     @property
     def generator_variables(self) -> list:
@@ -226,6 +240,8 @@ class CycleGAN(keras.Model):
 
     def train_step(self, data):
         a, b = _unpack(data)
+        if not self.built:
+            self.build(tuple(a.shape))
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             losses, fake_a, fake_b = self._generator_losses(a, b, training=True)
@@ -275,6 +291,15 @@ def _unpack(data):
         "CycleGAN trains on batches of (a, b): a dataset of pairs of image batches, one from each "
         f"domain (or dicts with keys 'a' and 'b'), e.g. model.fit(dataset_of_pairs). Got {type(data).__name__}."
     )
+
+
+def _image_batch_shape(data) -> tuple | None:
+    """The shape of domain A's batches, when the data says it up front."""
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        spec = spec["a"] if isinstance(spec, dict) else spec[0] if isinstance(spec, tuple) else None
+        return tuple(spec.shape) if isinstance(spec, tf.TensorSpec) and spec.shape.rank == 4 else None
+    return None
 
 
 def _loss_scaled(optimizer):

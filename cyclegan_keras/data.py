@@ -1,0 +1,353 @@
+"""Input pipelines: tfds ``cycle_gan/*`` datasets and image folders, preprocessed as the official code.
+
+Training pairs come from ``train_dataset``: every step takes the next A image of a per-epoch shuffle
+and a B image drawn at random (not paired by index); an epoch is ``max(|A|, |B|)`` images. Decoding
+and resizing use Pillow's bicubic filter, the one the official code uses, in parallel threads; random
+crops and flips are TensorFlow's stateless ops. Everything random derives from ``(seed, epoch, step)``,
+so a seeded run repeats exactly and a resumed run sees the same data as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from cyclegan_keras.images import ImageSource, image_files, open_image, scan_images
+
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+CYCLE_GAN_CONFIGS = (
+    "apple2orange",
+    "summer2winter_yosemite",
+    "horse2zebra",
+    "monet2photo",
+    "cezanne2photo",
+    "ukiyoe2photo",
+    "vangogh2photo",
+    "maps",
+    "cityscapes",
+    "facades",
+    "iphone2dslr_flower",
+)
+SPLITS = ("trainA", "trainB", "testA", "testB")
+_SEED_STRIDE = 1 << 24  # keeps every epoch's stateless seeds apart from every other epoch's
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A ``tfds`` dataset could not be downloaded or prepared."""
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The official preprocessing options (``--preprocess``, ``--load_size``, ``--crop_size``, ``--no_flip``).
+
+    Args:
+        mode: ``resize_and_crop`` (default): resize to ``load_size`` square, random crop ``crop_size``;
+            ``crop``: random crop only; ``scale_width``: width to ``load_size`` keeping the aspect (height
+            at least ``crop_size``); ``scale_width_and_crop``: that, then a random crop; ``none``: only
+            round the sides to multiples of 4. The last two without crop give varying sizes, so they
+            need a batch size of 1.
+        load_size: the size images are scaled to before cropping (286).
+        crop_size: the size of the crops the networks train on (256).
+        flip: random horizontal flips (the official default; ``--no_flip`` turns them off).
+    """
+
+    mode: str = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+
+    def __post_init__(self):
+        if self.mode not in PREPROCESS_MODES:
+            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}; got {self.mode!r}")
+        if self.crop_size < 8 or self.crop_size % 4:
+            raise ValueError(f"crop_size must be a multiple of 4 and at least 8, got {self.crop_size}")
+        if self.load_size < self.crop_size and self.mode in ("resize_and_crop", "scale_width_and_crop"):
+            raise ValueError(f"load_size ({self.load_size}) must be >= crop_size ({self.crop_size})")
+
+    @property
+    def crops(self) -> bool:
+        return self.mode in ("resize_and_crop", "crop", "scale_width_and_crop")
+
+    @property
+    def draft_size(self) -> int | None:
+        """The size a JPEG may be decoded down to when it is over 4 times larger: the modes that
+        resize anyway allow it; ``crop`` and ``none`` keep native pixels."""
+        return None if self.mode in ("crop", "none") else self.load_size
+
+    @property
+    def fixed_size(self) -> bool:
+        """Whether every training image has the same size, as batches above 1 and the pools need."""
+        return self.crops
+
+    def resize(self, image: Image.Image) -> Image.Image:
+        """The deterministic part: the official resize with Pillow's bicubic filter."""
+        size = self.target_size(*image.size)
+        if size == image.size:
+            return image
+        return image.resize(size, Image.BICUBIC)
+
+    def target_size(self, width: int, height: int) -> tuple[int, int]:
+        """The ``(width, height)`` that ``resize`` gives an image of ``width`` x ``height``."""
+        if self.mode == "resize_and_crop":
+            size = (self.load_size, self.load_size)
+        elif self.mode in ("scale_width", "scale_width_and_crop"):
+            size = (self.load_size, int(max(self.load_size * height / width, self.crop_size)))
+        elif self.mode == "none":
+            size = (max(4, round(width / 4) * 4), max(4, round(height / 4) * 4))
+        else:  # crop: leave the size, but a crop needs at least crop_size on each side
+            scale = max(1.0, self.crop_size / min(width, height))
+            size = (max(self.crop_size, round(width * scale)), max(self.crop_size, round(height * scale)))
+        return size
+
+
+class _Loader:
+    """Decodes and resizes images by index inside a ``tf.data`` map.
+
+    With the default ``resize_and_crop``, plain JPEGs and PNGs (see ``scan_images``) go through
+    TensorFlow's decoders (bit-exact with Pillow's) and bicubic resize (within a few levels of
+    Pillow's, 0.15 on average), which run without the GIL. Every other file, every other mode, and
+    everything when caching, goes through Pillow in ``tf.numpy_function``.
+    """
+
+    def __init__(
+        self, sources: Sequence[ImageSource], plain: Sequence[int], preprocessing: Preprocessing, cache: bool
+    ):
+        self.sources = list(sources)
+        self.preprocessing = preprocessing
+        self.cache: dict[int, np.ndarray] | None = {} if cache else None
+        self._lock = threading.Lock()
+        self._table = tf.constant(self.sources)
+        self._is_path = isinstance(self.sources[0], str)
+        use_tf = preprocessing.mode == "resize_and_crop" and not cache
+        self._plain = tf.constant([code if use_tf else 0 for code in plain], tf.int32)
+
+    def _pillow(self, index) -> np.ndarray:
+        index = int(index)
+        if self.cache is not None and index in self.cache:
+            return self.cache[index]
+        image = open_image(self.sources[index], draft_size=self.preprocessing.draft_size)
+        pixels = np.asarray(self.preprocessing.resize(image), dtype=np.uint8)
+        if self.cache is not None:
+            with self._lock:
+                self.cache[index] = pixels
+        return pixels
+
+    def _tensorflow(self, index: tf.Tensor, code: tf.Tensor) -> tf.Tensor:
+        encoded = tf.gather(self._table, index)
+        if self._is_path:
+            encoded = tf.io.read_file(encoded)
+        pixels = tf.cond(
+            code == 1,
+            lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+            lambda: tf.io.decode_png(encoded, channels=3),
+        )
+        size = self.preprocessing.load_size
+        shrinks = tf.reduce_any(tf.shape(pixels)[:2] > size)
+        resized = tf.cond(
+            shrinks,  # Pillow's bicubic widens its kernel when it shrinks; TF's does with antialias.
+            lambda: tf.image.resize(pixels, [size, size], method="bicubic", antialias=True),
+            lambda: tf.image.resize(pixels, [size, size], method="bicubic"),
+        )
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+    def __call__(self, index: tf.Tensor) -> tf.Tensor:
+        code = tf.gather(self._plain, index)
+        pixels = tf.cond(
+            code > 0,
+            lambda: self._tensorflow(index, code),
+            lambda: tf.numpy_function(self._pillow, [index], tf.uint8, stateful=False),
+        )
+        pixels.set_shape([None, None, 3])
+        return pixels
+
+
+@dataclass
+class TrainData:
+    """A training pipeline and what it was made from.
+
+    Attributes:
+        dataset: infinite ``tf.data.Dataset`` of ``(a, b)`` float32 batches in [-1, 1], epoch after epoch
+            from ``start_epoch``; give ``model.fit`` ``steps_per_epoch=steps_per_epoch``.
+        steps_per_epoch: batches in one epoch.
+        sources_a: the readable domain-A images (paths or encoded bytes).
+        sources_b: the readable domain-B images.
+    """
+
+    dataset: tf.data.Dataset
+    steps_per_epoch: int
+    sources_a: list
+    sources_b: list
+
+
+def train_dataset(
+    a: str | os.PathLike | Sequence[ImageSource],
+    b: str | os.PathLike | Sequence[ImageSource],
+    *,
+    batch_size: int = 1,
+    preprocessing: Preprocessing | None = None,
+    seed: int = 0,
+    steps_per_epoch: int | None = None,
+    start_epoch: int = 0,
+    cache: bool = False,
+    check_files: bool = True,
+) -> TrainData:
+    """The official training pipeline over two domains.
+
+    Args:
+        a: domain A: a folder (searched recursively) or a list of image paths or encoded images.
+        b: domain B, likewise.
+        batch_size: images per batch from each domain (1 in the paper).
+        preprocessing: the official options; ``Preprocessing()`` (286 -> 256 crops, flips) by default.
+        seed: every random choice (order, B draws, crops, flips) derives from it and the epoch.
+        steps_per_epoch: batches per epoch; ``max(|A|, |B|) // batch_size`` by default, as the official
+            epoch. Fewer make quick runs.
+        start_epoch: the epoch (from 0) the dataset starts at, to resume a run where it stopped.
+        cache: keep decoded, resized images in memory after their first use (about
+            ``3 * load_size**2`` bytes an image).
+        check_files: decode every file once up front and skip unreadable ones with one warning, so
+            that nothing fails mid-epoch.
+    """
+    preprocessing = preprocessing or Preprocessing()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size > 1 and not preprocessing.fixed_size:
+        raise ValueError(
+            f"preprocess={preprocessing.mode!r} gives images of varying sizes, which cannot be batched: "
+            "use batch_size=1 or a mode that crops."
+        )
+    (sources_a, plain_a), (sources_b, plain_b) = (_sources(domain, check_files) for domain in (a, b))
+    epoch_images = max(len(sources_a), len(sources_b))
+    steps = steps_per_epoch or epoch_images // batch_size
+    if steps < 1:
+        raise ValueError(
+            f"An epoch of {epoch_images} image(s) makes no batch of {batch_size}: lower the batch size."
+        )
+    per_epoch = steps * batch_size
+    load_a = _Loader(sources_a, plain_a, preprocessing, cache)
+    load_b = _Loader(sources_b, plain_b, preprocessing, cache)
+
+    def epoch_indices(epoch):
+        # Enough shuffled passes over the longer domain to fill the epoch's steps.
+        passes = -(-per_epoch // epoch_images)
+        order = tf.concat(
+            [
+                tf.random.experimental.stateless_shuffle(
+                    tf.range(epoch_images, dtype=tf.int64), seed=[seed, epoch * 64 + p]
+                )
+                for p in range(passes)
+            ],
+            axis=0,
+        )[:per_epoch]
+        a_index = order % len(sources_a)
+        b_index = tf.random.stateless_uniform(
+            [per_epoch], seed=[seed + 1, epoch], minval=0, maxval=len(sources_b), dtype=tf.int64
+        )
+        steps_ = tf.range(per_epoch, dtype=tf.int64) + epoch * _SEED_STRIDE
+        return tf.data.Dataset.from_tensor_slices((a_index, b_index, steps_))
+
+    def load(a_index, b_index, step):
+        images = []
+        for k, (loader, index) in enumerate(((load_a, a_index), (load_b, b_index))):
+            pixels = loader(index)
+            images.append(_augment(pixels, preprocessing, tf.stack([tf.constant(seed + 2 + k, tf.int64), step])))
+        return tuple(images)
+
+    dataset = (
+        tf.data.Dataset.range(start_epoch, 1 << 31)
+        .flat_map(epoch_indices)
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    if preprocessing.fixed_size:
+        shape = (batch_size, preprocessing.crop_size, preprocessing.crop_size, 3)
+        dataset = dataset.map(lambda x, y: (tf.ensure_shape(x, shape), tf.ensure_shape(y, shape)))
+    return TrainData(dataset, steps, sources_a, sources_b)
+
+
+def _augment(pixels: tf.Tensor, preprocessing: Preprocessing, seed: tf.Tensor) -> tf.Tensor:
+    if preprocessing.crops:
+        size = preprocessing.crop_size
+        pixels = tf.image.stateless_random_crop(pixels, [size, size, 3], seed=seed)
+    if preprocessing.flip:
+        pixels = tf.image.stateless_random_flip_left_right(pixels, seed=seed[::-1])
+    return tf.cast(pixels, tf.float32) / 127.5 - 1.0
+
+
+def _sources(domain, check_files: bool) -> tuple[list[ImageSource], list[int]]:
+    if isinstance(domain, (str, os.PathLike)):
+        sources: list[ImageSource] = image_files(domain)
+        where = f"folder {os.fspath(domain)!r}"
+    else:
+        sources = list(domain)
+        where = "the given list"
+    if not sources:
+        raise ValueError(f"No images in {where}.")
+    if not check_files:
+        return sources, [0] * len(sources)
+    sources, plain = scan_images(sources)
+    if not sources:
+        raise ValueError(f"No readable image in {where}.")
+    return sources, plain
+
+
+def domain_folders(data_dir: str | os.PathLike) -> dict[str, str]:
+    """The split folders of a dataset laid out as the official one: ``trainA``, ``trainB`` (required),
+    ``testA``, ``testB`` (optional). Returns ``{split: path}`` for the splits that exist.
+    """
+    data_dir = os.fspath(data_dir)
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"Data folder {data_dir!r} does not exist.")
+    found = {split: os.path.join(data_dir, split) for split in SPLITS}
+    found = {split: path for split, path in found.items() if os.path.isdir(path)}
+    missing = [split for split in ("trainA", "trainB") if split not in found]
+    if missing:
+        raise FileNotFoundError(
+            f"Data folder {data_dir!r} has no {' or '.join(missing)} folder: lay it out as "
+            "trainA/ (domain A), trainB/ (domain B), and optionally testA/, testB/."
+        )
+    return found
+
+
+def tfds_images(name: str, split: str, data_dir: str | None = None, download: bool = True) -> list[bytes]:
+    """The encoded images of one split of a ``tfds`` ``cycle_gan`` dataset, without decoding them.
+
+    Args:
+        name: a config (``horse2zebra``) or the full name (``cycle_gan/horse2zebra``).
+        split: ``trainA``, ``trainB``, ``testA`` or ``testB``.
+        data_dir: where tfds keeps its data (its default if None).
+        download: let tfds download and prepare the dataset if it is not there.
+
+    Raises:
+        DatasetUnavailableError: the download or preparation failed; the message says how to train
+            from folders instead.
+    """
+    import tensorflow_datasets as tfds
+
+    config = name.removeprefix("cycle_gan/")
+    if config not in CYCLE_GAN_CONFIGS:
+        raise ValueError(f"Unknown cycle_gan dataset {name!r}; known: {', '.join(CYCLE_GAN_CONFIGS)}.")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    try:
+        dataset = tfds.load(
+            f"cycle_gan/{config}",
+            split=split,
+            data_dir=data_dir,
+            download=download,
+            decoders={"image": tfds.decode.SkipDecoding()},
+        )
+    except Exception as error:  # tfds raises many kinds: network, checksum, missing files
+        raise DatasetUnavailableError(
+            f"Could not load cycle_gan/{config} with tensorflow_datasets ({type(error).__name__}: {error}). "
+            "Without a network, train from folders instead: put domain A's images in DIR/trainA and "
+            "domain B's in DIR/trainB, then run `cyclegan-keras train --data-dir DIR` "
+            "(or train_dataset('DIR/trainA', 'DIR/trainB') in Python)."
+        ) from error
+    return [bytes(example["image"]) for example in tfds.as_numpy(dataset)]

@@ -1,0 +1,155 @@
+"""Reading image files robustly, and converting between pixels and the networks' [-1, 1] range."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+_EXIF_ORIENTATION = 0x0112
+# Formats that TensorFlow decodes as Pillow does, when the image is upright 8-bit RGB or grayscale.
+PLAIN_FORMATS = {"JPEG": 1, "PNG": 2}
+# Larger photos go through Pillow, whose JPEG draft mode decodes them at a reduced scale.
+_PLAIN_MAX_SIDE = 2048
+
+# A path or the encoded bytes of an image file.
+ImageSource = str | bytes
+
+
+def image_files(folder: str | os.PathLike) -> list[str]:
+    """Every image file under ``folder``, searched recursively, sorted.
+
+    Raises:
+        FileNotFoundError: the folder does not exist.
+        ValueError: it holds no file with an image extension (``IMAGE_EXTENSIONS``).
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Image folder {folder!r} does not exist.")
+    found = [
+        os.path.join(root, name)
+        for root, _, names in os.walk(folder)
+        for name in names
+        if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+    ]
+    if not found:
+        raise ValueError(
+            f"Image folder {folder!r} holds no images (looked recursively for {', '.join(IMAGE_EXTENSIONS)})."
+        )
+    return sorted(found)
+
+
+def open_image(source: ImageSource, draft_size: int | None = None) -> Image.Image:
+    """Opens an image as 8-bit RGB, upright as its EXIF orientation says.
+
+    Grayscale, palette, CMYK, 16-bit and alpha images all become RGB (transparent pixels on white).
+
+    Args:
+        source: a file path or the file's bytes.
+        draft_size: if given, JPEGs much larger than this are decoded at a reduced scale (still at
+            least this size), which keeps huge photos fast and small in memory.
+    """
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+        if draft_size and image.format == "JPEG" and min(image.size) > 4 * draft_size:
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()
+        return _to_rgb(ImageOps.exif_transpose(image))
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        # Wide grayscale: map 16 bits onto 8 instead of clipping everything above 255 to white.
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16") or (image.mode == "I" and values.max() > 255):
+            values = values / 257.0
+        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def read_image(source: ImageSource) -> np.ndarray:
+    """Reads an image as a ``uint8`` array ``[H, W, 3]`` (see ``open_image``)."""
+    return np.asarray(open_image(source))
+
+
+def scan_images(
+    sources: Sequence[ImageSource], workers: int | None = None
+) -> tuple[list[ImageSource], list[int]]:
+    """Decodes every source once; ONE warning names the unreadable ones and counts them.
+
+    Files are decoded in full (a truncated JPEG only fails at its end), in parallel threads.
+
+    Returns:
+        The readable sources in order, and for each its ``PLAIN_FORMATS`` code: 1 for an upright
+        8-bit RGB or grayscale JPEG, 2 for such a PNG (TensorFlow's decoders read those exactly as
+        ``open_image`` does), 0 for anything else.
+    """
+
+    def probe(source: ImageSource) -> int | None:
+        try:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+                return _plain_format(image)
+        except Exception:  # Pillow raises many kinds for broken files; any of them means unreadable.
+            return None
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
+        probed = list(pool.map(probe, sources))
+    bad = [_describe(s) for s, result in zip(sources, probed) if result is None]
+    if bad:
+        shown = ", ".join(bad[:10]) + (f", ... ({len(bad) - 10} more)" if len(bad) > 10 else "")
+        warnings.warn(f"Skipped {len(bad)} unreadable image file(s): {shown}", UserWarning, stacklevel=2)
+    kept = [(s, result) for s, result in zip(sources, probed) if result is not None]
+    return [s for s, _ in kept], [result for _, result in kept]
+
+
+def _plain_format(image: Image.Image) -> int:
+    plain = (
+        image.mode in ("RGB", "L")
+        and max(image.size) <= _PLAIN_MAX_SIDE
+        and image.getexif().get(_EXIF_ORIENTATION, 1) == 1
+        and "transparency" not in image.info
+    )
+    if image.format == "JPEG" and min(image.size) > 4 * 256:
+        image.draft("RGB", (256, 256))  # a full decode at reduced scale still finds truncation
+    image.load()
+    return PLAIN_FORMATS.get(image.format, 0) if plain else 0
+
+
+def _describe(source: ImageSource) -> str:
+    return source if isinstance(source, str) else f"<{len(source)} bytes>"
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """``uint8`` pixels to float32 in [-1, 1], the networks' range."""
+    return np.asarray(images, np.float32) / 127.5 - 1.0
+
+
+def to_uint8(images) -> np.ndarray:
+    """Float images in [-1, 1] back to ``uint8`` pixels (rounded, clipped)."""
+    values = (np.asarray(images, np.float32) + 1.0) * 127.5
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def save_image(pixels: np.ndarray, path: str | os.PathLike) -> None:
+    """Writes a ``uint8`` ``[H, W, 3]`` array; the format follows the file extension."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    Image.fromarray(np.asarray(pixels, np.uint8)).save(path)
+
+
+def grid(rows: Iterable[Sequence[np.ndarray]]) -> np.ndarray:
+    """Tiles ``uint8`` images of one size into a grid, a row per sequence."""
+    return np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
