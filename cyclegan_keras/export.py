@@ -1,0 +1,496 @@
+"""Exporting generators for deployment (SavedModel, LiteRT, ONNX), each export verified against Keras."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from cyclegan_keras.images import image_files, open_image, to_float
+from cyclegan_keras.translate import MULTIPLE, Translator, keras_translator
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("float16", "dynamic", "int8")
+FP32_MAX_ABS = 1e-4  # [-1, 1] scale
+UINT8_WITHIN_ONE = 0.999
+FLOAT16_MIN_PSNR = 45.0
+
+
+class ExportVerificationError(RuntimeError):
+    """An exported file does not compute what the Keras model computes, within the promised bounds."""
+
+
+@dataclass
+class Verification:
+    """How an exported file compares with the Keras generator on real photos."""
+
+    path: str
+    kind: str
+    size_mb: float
+    max_abs_error: float
+    psnr_db: float
+    within_one_level: float | None
+    latency_ms: float
+    keras_latency_ms: float
+
+    def row(self) -> str:
+        within = "" if self.within_one_level is None else f"{100 * self.within_one_level:.3f}%"
+        return (
+            f"| {self.kind} | {self.size_mb:.1f} MB | {self.max_abs_error:.2e} | {self.psnr_db:.1f} dB | "
+            f"{within} | {self.latency_ms:.0f} ms | {self.keras_latency_ms:.0f} ms |"
+        )
+
+
+TABLE_HEADER = (
+    "| file | size | max abs error | PSNR | within 1 level | latency | Keras latency |\n"
+    "|---|---|---|---|---|---|---|"
+)
+
+
+def _direction(generator: keras.Model) -> str:
+    return "b_to_a" if generator.name.endswith("ba") else "a_to_b"
+
+
+def _normalise(images):
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def _to_pixels(images):
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def _padded_call(generator: keras.Model, images):
+    """The generator on images of any size: reflection padding to a multiple of 4, then crop back."""
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    pad_h, pad_w = (MULTIPLE - height % MULTIPLE) % MULTIPLE, (MULTIPLE - width % MULTIPLE) % MULTIPLE
+    padded = tf.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
+    # Dynamic paddings hide the channel count from the LiteRT converter, whose builtin conv needs it;
+    # a reshape whose shape ends in a constant restores it.
+    channels = images.shape[-1]
+    padded = tf.reshape(padded, tf.stack([tf.shape(images)[0], height + pad_h, width + pad_w, channels]))
+    return tf.cast(generator(padded, training=False), tf.float32)[:, :height, :width, :]
+
+
+def export_saved_model(generator: keras.Model, path: str | os.PathLike) -> str:
+    """Writes a SavedModel with two signatures, loadable by ``tf.saved_model.load`` without this package:
+
+    - ``serving_default``: ``images`` uint8 ``[N, H, W, 3]`` of any size -> ``images`` uint8, same size;
+    - ``translate_float``: ``images`` float32 in [-1, 1] -> ``images`` float32 in [-1, 1].
+
+    For TensorFlow Serving, put the folder in a numbered version folder (``models/zebra/1``).
+    """
+    path = os.fspath(path)
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+
+    def serve(images):
+        return {"images": _to_pixels(_padded_call(generator, _normalise(images)))}
+
+    def translate_float(images):
+        return {"images": _padded_call(generator, images)}
+
+    archive.add_endpoint(
+        "serving_default", serve, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+    )
+    archive.add_endpoint(
+        "translate_float",
+        translate_float,
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")],
+    )
+    if os.path.exists(path):
+        shutil.rmtree(path)
+    archive.write_out(path, verbose=False)
+    return path
+
+
+def _representative(calibration: Sequence[np.ndarray], uint8_io: bool):
+    def generate():
+        for pixels in calibration:
+            yield [pixels[None] if uint8_io else to_float(pixels)[None]]
+
+    return generate
+
+
+def export_tflite(
+    generator: keras.Model,
+    path: str | os.PathLike,
+    *,
+    quantize: str | None = None,
+    input_size: int = 256,
+    dynamic_size: bool = False,
+    uint8_io: bool = False,
+    calibration: Sequence[np.ndarray] = (),
+) -> str:
+    """Writes a LiteRT (TFLite) generator that uses builtin ops only, plus ``<path>.json`` metadata.
+
+    Args:
+        generator: the Keras generator.
+        path: the ``.tflite`` file.
+        quantize: None (float32), ``float16`` (half-size weights), ``dynamic`` (int8 weights,
+            float activations), or ``int8`` (full integer, calibrated on ``calibration``).
+        input_size: the fixed square input size, a multiple of 4.
+        dynamic_size: take any height and width instead (padding inside the model).
+        uint8_io: take and return ``uint8`` pixels instead of float32 in [-1, 1].
+        calibration: ``uint8`` photos ``[H, W, 3]`` at ``input_size``, for ``int8``.
+
+    Raises:
+        ValueError: bad options; RuntimeError: the model would need Flex or custom ops.
+    """
+    path = os.fspath(path)
+    if quantize not in (None, *QUANTIZATIONS):
+        raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None; got {quantize!r}")
+    if input_size % MULTIPLE or input_size < 8:
+        raise ValueError(f"input_size must be a multiple of {MULTIPLE} and at least 8, got {input_size}")
+    if quantize == "int8" and not calibration:
+        raise ValueError("int8 quantization needs calibration images (--calibration-dir)")
+    side = None if dynamic_size else input_size
+    dtype = tf.uint8 if uint8_io else tf.float32
+
+    def serve(images):
+        x = _normalise(images) if uint8_io else images
+        y = _padded_call(generator, x) if dynamic_size else tf.cast(generator(x, training=False), tf.float32)
+        return {"images": _to_pixels(y) if uint8_io else y}
+
+    staging = tempfile.mkdtemp(prefix="cyclegan-tflite-")
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(generator)
+        archive.add_endpoint(
+            "serving_default", serve, input_signature=[tf.TensorSpec([1, side, side, 3], dtype, name="images")]
+        )
+        archive.write_out(staging, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(staging)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "int8":
+            converter.representative_dataset = _representative(calibration, uint8_io)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        flatbuffer = converter.convert()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    with open(path, "wb") as file:
+        file.write(flatbuffer)
+    check_builtin_ops(path)
+    metadata = {
+        "direction": _direction(generator),
+        "input": {
+            "name": "images",
+            "shape": [1, side or -1, side or -1, 3],
+            "dtype": "uint8" if uint8_io else "float32",
+            "range": [0, 255] if uint8_io else [-1.0, 1.0],
+            "layout": "NHWC, RGB",
+        },
+        "output": {
+            "name": "images",
+            "shape": [1, side or -1, side or -1, 3],
+            "dtype": "uint8" if uint8_io else "float32",
+            "range": [0, 255] if uint8_io else [-1.0, 1.0],
+        },
+        "quantization": quantize or "float32",
+        "dynamic_size": dynamic_size,
+    }
+    with open(path + ".json", "w") as file:
+        json.dump(metadata, file, indent=2)
+    return path
+
+
+def litert_ops(path: str | os.PathLike) -> set[str]:
+    """The names of the operators in a ``.tflite`` file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=os.fspath(path))
+    return {op["op_name"] for op in interpreter._get_ops_details()}
+
+
+def check_builtin_ops(path: str | os.PathLike) -> None:
+    """Raises ``RuntimeError`` if a ``.tflite`` file uses Flex (SELECT_TF_OPS) or custom ops."""
+    bad = sorted(op for op in litert_ops(path) if op.startswith("Flex") or op == "CUSTOM")
+    if bad:
+        raise RuntimeError(f"{os.fspath(path)} uses ops the plain LiteRT runtime lacks: {', '.join(bad)}")
+
+
+def export_onnx(generator: keras.Model, path: str | os.PathLike, opset: int = 17) -> str:
+    """Writes an ONNX generator (float32 [-1, 1], dynamic height and width). Needs the ``onnx`` extra."""
+    try:
+        import tf2onnx
+    except ImportError as error:
+        raise ImportError("ONNX export needs the onnx extra: pip install 'cyclegan-keras[onnx]'") from error
+    spec = [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]
+
+    @tf.function(input_signature=spec)
+    def translate(images):
+        return tf.identity(_padded_call(generator, images), name="translated")
+
+    tf2onnx.convert.from_function(translate, input_signature=spec, opset=opset, output_path=os.fspath(path))
+    return os.fspath(path)
+
+
+def load_translator(path: str | os.PathLike, direction: str = "a_to_b", threads: int | None = None) -> Translator:
+    """A ``Translator`` (uint8 photo in, same-size uint8 photo out) for any exported generator.
+
+    Args:
+        path: a ``.keras`` generator or whole CycleGAN, a SavedModel folder, a ``.tflite`` or an ``.onnx``.
+        direction: which generator of a whole CycleGAN file.
+        threads: CPU threads for LiteRT and ONNX Runtime.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No model at {path!r}.")
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise ValueError(f"{path!r} is a folder but not a SavedModel (no saved_model.pb).")
+        signature = tf.saved_model.load(path).signatures["serving_default"]
+        return lambda pixels: signature(images=tf.constant(pixels[None]))["images"].numpy()[0]
+    if path.endswith(".tflite"):
+        from cyclegan_keras_edge.translate_litert import LiteRTTranslator
+
+        return LiteRTTranslator(path, threads=threads)
+    if path.endswith(".onnx"):
+        return _onnx_translator(path, threads)
+    if path.endswith(".keras"):
+        model = keras.models.load_model(path, safe_mode=True)
+        if hasattr(model, "translate"):
+            model = model.generator_ab if direction == "a_to_b" else model.generator_ba
+        return keras_translator(model)
+    raise ValueError(f"Unknown model file {path!r}: expected .keras, .tflite, .onnx or a SavedModel folder.")
+
+
+def _onnx_translator(path: str, threads: int | None) -> Translator:
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError("Running .onnx files needs onnxruntime: pip install 'cyclegan-keras[onnx]'") from error
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def translate(pixels: np.ndarray) -> np.ndarray:
+        out = session.run(None, {name: to_float(pixels)[None]})[0][0]
+        return np.clip(np.rint((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+    return translate
+
+
+def _psnr(reference: np.ndarray, test: np.ndarray) -> float:
+    """PSNR in dB of two float image sets in [-1, 1] (peak-to-peak 2)."""
+    mse = float(np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(4.0 / mse)
+
+
+def _timed(run: Callable[[], object], repeats: int = 3) -> float:
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * float(np.median(times))
+
+
+def verify_export(
+    generator: keras.Model,
+    path: str | os.PathLike,
+    photos: Sequence[np.ndarray],
+    kind: str,
+    threads: int | None = None,
+) -> Verification:
+    """Compares an exported file with the Keras generator on ``photos`` (uint8, all one size).
+
+    Float outputs are compared on the [-1, 1] scale; ``uint8`` outputs on pixel levels.
+    """
+    path = os.fspath(path)
+    batch = np.stack(photos)
+    floats = to_float(batch)
+    reference = np.concatenate([keras.ops.convert_to_numpy(generator(x[None], training=False)) for x in floats])
+    forward = tf.function(lambda x: generator(x, training=False))  # the compiled TF forward pass
+    keras_ms = _timed(lambda: forward(floats[:1]))
+    within = None
+    if os.path.isdir(path):  # SavedModel: both signatures
+        loaded = tf.saved_model.load(path)
+        float_out = np.concatenate(
+            [loaded.signatures["translate_float"](images=tf.constant(x[None]))["images"].numpy() for x in floats]
+        )
+        pixels = np.concatenate(
+            [loaded.signatures["serving_default"](images=tf.constant(p[None]))["images"].numpy() for p in batch]
+        )
+        within = _within_one_level(reference, pixels)
+        ms = _timed(lambda: loaded.signatures["serving_default"](images=tf.constant(batch[:1])))
+        outputs = float_out
+    elif path.endswith(".tflite"):
+        from cyclegan_keras_edge.translate_litert import LiteRTTranslator
+
+        runner = LiteRTTranslator(path, threads=threads)
+        uint8_io = runner.input["dtype"] == np.uint8
+        inputs = batch if uint8_io else floats
+        raw = np.concatenate([runner.run(x[None]) for x in inputs])
+        if uint8_io:
+            within = _within_one_level(reference, raw)
+            outputs = to_float(raw)
+        else:
+            outputs = raw.astype(np.float32)
+        ms = _timed(lambda: runner.run(inputs[:1]))
+    elif path.endswith(".onnx"):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        outputs = np.concatenate([session.run(None, {name: x[None]})[0] for x in floats])
+        ms = _timed(lambda: session.run(None, {name: floats[:1]}))
+    else:
+        raise ValueError(f"Cannot verify {path!r}")
+    size = (
+        sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+        if os.path.isdir(path)
+        else os.path.getsize(path)
+    )
+    return Verification(
+        path=path,
+        kind=kind,
+        size_mb=size / 1e6,
+        max_abs_error=float(np.max(np.abs(outputs - reference))),
+        psnr_db=_psnr(reference, outputs),
+        within_one_level=within,
+        latency_ms=ms,
+        keras_latency_ms=keras_ms,
+    )
+
+
+def _within_one_level(reference: np.ndarray, pixels: np.ndarray) -> float:
+    expected = (reference.astype(np.float64) + 1.0) * 127.5
+    return float(np.mean(np.abs(pixels.astype(np.float64) - expected) <= 1.0))
+
+
+def check_verification(result: Verification, quantize: str | None, uint8_io: bool = False) -> None:
+    """Raises ``ExportVerificationError`` when a file misses its bound: float32 to 1e-4 (max abs),
+    a ``uint8`` endpoint to 1 level on 99.9% of pixels, float16 to a PSNR of 45 dB."""
+    problems = []
+    if result.within_one_level is not None and result.within_one_level < UINT8_WITHIN_ONE:
+        problems.append(f"only {100 * result.within_one_level:.3f}% of pixels within 1 level (need 99.9%)")
+    if quantize is None and not uint8_io and result.max_abs_error > FP32_MAX_ABS:
+        problems.append(f"max abs error {result.max_abs_error:.2e} > {FP32_MAX_ABS:.0e}")
+    if quantize == "float16" and result.psnr_db < FLOAT16_MIN_PSNR:
+        problems.append(f"PSNR {result.psnr_db:.1f} dB < {FLOAT16_MIN_PSNR} dB")
+    if problems:
+        raise ExportVerificationError(f"{result.path} failed verification: {'; '.join(problems)}")
+
+
+def verification_photos(folder: str | os.PathLike | None, size: int, count: int = 4) -> list[np.ndarray]:
+    """Up to ``count`` real photos from ``folder`` (default: the bundled test photos), resized to ``size``."""
+    if folder is None:
+        from cyclegan_keras.demo import sample_data_dir
+
+        folder = os.path.join(sample_data_dir(), "testA")
+    photos = []
+    for path in image_files(folder):
+        try:
+            photos.append(np.asarray(open_image(path).resize((size, size), Image.BICUBIC)))
+        except Exception:  # unreadable files are simply not used
+            continue
+        if len(photos) == count:
+            break
+    if not photos:
+        raise ValueError(f"No readable photo in {os.fspath(folder)!r} to verify or calibrate with.")
+    return photos
+
+
+def load_generator(path: str | os.PathLike, direction: str = "a_to_b") -> keras.Model:
+    """A generator from a ``.keras`` file (a generator or a whole CycleGAN) or an official ``.pth``/``.npz``."""
+    path = os.fspath(path)
+    if path.endswith((".pth", ".npz")):
+        from cyclegan_keras.official import load_official_generator
+
+        return load_official_generator(path, name="generator_ab" if direction == "a_to_b" else "generator_ba")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No model file {path!r}.")
+    model = keras.models.load_model(path, safe_mode=True)
+    if hasattr(model, "translate"):
+        return model.generator_ab if direction == "a_to_b" else model.generator_ba
+    return model
+
+
+def export_generator(
+    model: str | os.PathLike | keras.Model,
+    format: str,
+    out: str | os.PathLike,
+    *,
+    quantize: str | None = None,
+    calibration_dir: str | os.PathLike | None = None,
+    input_size: int = 256,
+    dynamic_size: bool = False,
+    uint8_io: bool = False,
+    verify_dir: str | os.PathLike | None = None,
+    threads: int | None = 2,
+    verbose: bool = True,
+) -> Verification:
+    """Exports a generator, verifies it on real photos against Keras, and prints the table.
+
+    Args:
+        model: a generator, or a path for ``load_generator``.
+        format: ``saved_model``, ``tflite`` or ``onnx``.
+        out: the file (or SavedModel folder) to write.
+        quantize, input_size, dynamic_size, uint8_io: LiteRT options (``export_tflite``).
+        calibration_dir: photos for ``int8`` calibration (default: the bundled photos).
+        verify_dir: photos to verify on (default: the bundled test photos).
+        threads: CPU threads when timing LiteRT and ONNX Runtime.
+        verbose: print the verification table.
+
+    Raises:
+        ExportVerificationError: the file misses its accuracy bound (see ``check_verification``).
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    if format != "tflite" and (quantize or dynamic_size or uint8_io):
+        raise ValueError("--quantize, --dynamic-size and --uint8-io apply to --format tflite only")
+    generator = model if isinstance(model, keras.Model) else load_generator(model)
+    out = os.fspath(out)
+    if os.path.dirname(out):
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    if format == "saved_model":
+        export_saved_model(generator, out)
+    elif format == "tflite":
+        calibration = verification_photos(calibration_dir, input_size, count=16) if quantize == "int8" else ()
+        export_tflite(
+            generator,
+            out,
+            quantize=quantize,
+            input_size=input_size,
+            dynamic_size=dynamic_size,
+            uint8_io=uint8_io,
+            calibration=calibration,
+        )
+    else:
+        export_onnx(generator, out)
+    result = verify_export(
+        generator,
+        out,
+        verification_photos(verify_dir, input_size),
+        kind=f"{format}" + (f" {quantize}" if quantize else "") + (" uint8 io" if uint8_io else ""),
+        threads=threads,
+    )
+    if verbose:
+        print(TABLE_HEADER)
+        print(result.row())
+    check_verification(result, quantize, uint8_io)
+    return result
+
+
+def verification_dict(result: Verification) -> dict:
+    """A ``Verification`` as a plain dict (for JSON reports)."""
+    return asdict(result)

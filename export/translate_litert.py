@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Translate photos with a CycleGAN generator exported to LiteRT (TFLite). Standalone.
+
+Needs only ``ai-edge-litert``, ``numpy`` and ``pillow`` (no TensorFlow, no cyclegan_keras), so it runs
+on edge boxes and in small containers:
+
+    pip install ai-edge-litert numpy pillow
+    python translate_litert.py generator.tflite horse.jpg --out zebra.png --threads 2
+
+A fixed-size model gets each photo resized to its input size and the result resized back; a
+dynamic-size model (exported with ``--dynamic-size``) runs at the photo's own size. Float models take
+and return [-1, 1]; models exported with ``--uint8-io`` take and return pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+from PIL import Image, ImageOps
+
+
+class LiteRTTranslator:
+    """Runs a ``.tflite`` generator on ``uint8`` RGB photos ``[H, W, 3]`` of any size."""
+
+    def __init__(self, path: str, threads: int | None = None):
+        self.interpreter = Interpreter(model_path=path, num_threads=threads)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.dynamic = bool(np.any(self.input["shape_signature"][1:3] < 0))
+        self.size = tuple(int(s) for s in self.input["shape"][1:3])
+        self.interpreter.allocate_tensors()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Runs the model once on an input batch of its own dtype and value range."""
+        if self.dynamic and tuple(batch.shape) != tuple(self.input["shape"]):
+            self.interpreter.resize_tensor_input(self.input["index"], batch.shape, strict=False)
+            self.interpreter.allocate_tensors()
+            self.input = self.interpreter.get_input_details()[0]
+        self.interpreter.set_tensor(self.input["index"], batch.astype(self.input["dtype"]))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        height, width = pixels.shape[:2]
+        image = Image.fromarray(pixels)
+        if not self.dynamic and (height, width) != self.size:
+            image = image.resize(self.size[::-1], Image.BICUBIC)
+        batch = np.asarray(image)[None]
+        if self.input["dtype"] != np.uint8:
+            batch = batch.astype(np.float32) / 127.5 - 1.0
+        out = self.run(batch)[0]
+        if out.dtype != np.uint8:
+            out = np.clip(np.rint((out.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        if out.shape[:2] != (height, width):
+            out = np.asarray(Image.fromarray(out).resize((width, height), Image.BICUBIC))
+        return out
+
+
+def _read(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Translate photos with a LiteRT CycleGAN generator.")
+    parser.add_argument("model", help="the .tflite file")
+    parser.add_argument("inputs", nargs="+", help="photos to translate")
+    parser.add_argument("--out", required=True, help="output file (one input) or folder")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for LiteRT")
+    args = parser.parse_args(argv)
+    if not os.path.isfile(args.model):
+        parser.error(f"no model file {args.model!r}")
+    translator = LiteRTTranslator(args.model, threads=args.threads)
+    to_folder = len(args.inputs) > 1 or os.path.isdir(args.out)
+    for path in args.inputs:
+        try:
+            pixels = _read(path)
+        except OSError as error:
+            parser.error(f"cannot read {path!r}: {error}")
+        start = time.perf_counter()
+        result = translator(pixels)
+        elapsed = time.perf_counter() - start
+        name = os.path.splitext(os.path.basename(path))[0] + ".png"
+        target = os.path.join(args.out, name) if to_folder else args.out
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        Image.fromarray(result).save(target)
+        print(f"{path} -> {target} ({elapsed * 1000:.0f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
