@@ -255,7 +255,9 @@ def train_dataset(
         images = []
         for k, (loader, index) in enumerate(((load_a, a_index), (load_b, b_index))):
             pixels = loader(index)
-            images.append(_augment(pixels, preprocessing, tf.stack([tf.constant(seed + 2 + k, tf.int64), step])))
+            images.append(
+                _augment(pixels, preprocessing, tf.stack([tf.constant(seed + 2 + k, tf.int64), step]))
+            )
         return tuple(images)
 
     dataset = (

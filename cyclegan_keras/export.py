@@ -99,7 +99,9 @@ def export_saved_model(generator: keras.Model, path: str | os.PathLike) -> str:
         return {"images": _padded_call(generator, images)}
 
     archive.add_endpoint(
-        "serving_default", serve, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+        "serving_default",
+        serve,
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
     )
     archive.add_endpoint(
         "translate_float",
@@ -165,7 +167,9 @@ def export_tflite(
         archive = keras.export.ExportArchive()
         archive.track(generator)
         archive.add_endpoint(
-            "serving_default", serve, input_signature=[tf.TensorSpec([1, side, side, 3], dtype, name="images")]
+            "serving_default",
+            serve,
+            input_signature=[tf.TensorSpec([1, side, side, 3], dtype, name="images")],
         )
         archive.write_out(staging, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(staging)
@@ -237,7 +241,9 @@ def export_onnx(generator: keras.Model, path: str | os.PathLike, opset: int = 17
     return os.fspath(path)
 
 
-def load_translator(path: str | os.PathLike, direction: str = "a_to_b", threads: int | None = None) -> Translator:
+def load_translator(
+    path: str | os.PathLike, direction: str = "a_to_b", threads: int | None = None
+) -> Translator:
     """A ``Translator`` (uint8 photo in, same-size uint8 photo out) for any exported generator.
 
     Args:
@@ -271,7 +277,9 @@ def _onnx_translator(path: str, threads: int | None) -> Translator:
     try:
         import onnxruntime
     except ImportError as error:
-        raise ImportError("Running .onnx files needs onnxruntime: pip install 'cyclegan-keras[onnx]'") from error
+        raise ImportError(
+            "Running .onnx files needs onnxruntime: pip install 'cyclegan-keras[onnx]'"
+        ) from error
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -315,17 +323,25 @@ def verify_export(
     path = os.fspath(path)
     batch = np.stack(photos)
     floats = to_float(batch)
-    reference = np.concatenate([keras.ops.convert_to_numpy(generator(x[None], training=False)) for x in floats])
+    reference = np.concatenate(
+        [keras.ops.convert_to_numpy(generator(x[None], training=False)) for x in floats]
+    )
     forward = tf.function(lambda x: generator(x, training=False))  # the compiled TF forward pass
     keras_ms = _timed(lambda: forward(floats[:1]))
     within = None
     if os.path.isdir(path):  # SavedModel: both signatures
         loaded = tf.saved_model.load(path)
         float_out = np.concatenate(
-            [loaded.signatures["translate_float"](images=tf.constant(x[None]))["images"].numpy() for x in floats]
+            [
+                loaded.signatures["translate_float"](images=tf.constant(x[None]))["images"].numpy()
+                for x in floats
+            ]
         )
         pixels = np.concatenate(
-            [loaded.signatures["serving_default"](images=tf.constant(p[None]))["images"].numpy() for p in batch]
+            [
+                loaded.signatures["serving_default"](images=tf.constant(p[None]))["images"].numpy()
+                for p in batch
+            ]
         )
         within = _within_one_level(reference, pixels)
         ms = _timed(lambda: loaded.signatures["serving_default"](images=tf.constant(batch[:1])))
@@ -411,7 +427,8 @@ def verification_photos(folder: str | os.PathLike | None, size: int, count: int 
 
 
 def load_generator(path: str | os.PathLike, direction: str = "a_to_b") -> keras.Model:
-    """A generator from a ``.keras`` file (a generator or a whole CycleGAN) or an official ``.pth``/``.npz``."""
+    """A generator from a ``.keras`` file (a generator or a whole CycleGAN), or an official
+    ``.pth``/``.npz`` checkpoint."""
     path = os.fspath(path)
     if path.endswith((".pth", ".npz")):
         from cyclegan_keras.official import load_official_generator

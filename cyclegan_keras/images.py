@@ -140,7 +140,7 @@ def to_float(images: np.ndarray) -> np.ndarray:
 
 def to_uint8(images) -> np.ndarray:
     """Float images in [-1, 1] back to ``uint8`` pixels (rounded, clipped)."""
-    values = (np.asarray(images, np.float32) + 1.0) * 127.5
+    values = (np.nan_to_num(np.asarray(images, np.float32)) + 1.0) * 127.5
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 

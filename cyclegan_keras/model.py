@@ -73,7 +73,11 @@ class CycleGAN(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for key, value in (("lambda_a", lambda_a), ("lambda_b", lambda_b), ("lambda_identity", lambda_identity)):
+        for key, value in (
+            ("lambda_a", lambda_a),
+            ("lambda_b", lambda_b),
+            ("lambda_identity", lambda_identity),
+        ):
             if value < 0:
                 raise ValueError(f"{key} must be >= 0, got {value}")
         self.generator_ab = generator_ab
@@ -214,8 +218,12 @@ class CycleGAN(keras.Model):
         cycled_a = self.generator_ba(fake_b, training=training)
         cycled_b = self.generator_ab(fake_a, training=training)
         losses = {
-            "adv_ab": generator_adversarial_loss(self.discriminator_b(fake_b, training=training), self.gan_mode),
-            "adv_ba": generator_adversarial_loss(self.discriminator_a(fake_a, training=training), self.gan_mode),
+            "adv_ab": generator_adversarial_loss(
+                self.discriminator_b(fake_b, training=training), self.gan_mode
+            ),
+            "adv_ba": generator_adversarial_loss(
+                self.discriminator_a(fake_a, training=training), self.gan_mode
+            ),
             "cycle_aba": self.lambda_a * _l1(cycled_a, a),
             "cycle_bab": self.lambda_b * _l1(cycled_b, b),
         }
@@ -289,7 +297,8 @@ def _unpack(data):
             return a, b
     raise ValueError(
         "CycleGAN trains on batches of (a, b): a dataset of pairs of image batches, one from each "
-        f"domain (or dicts with keys 'a' and 'b'), e.g. model.fit(dataset_of_pairs). Got {type(data).__name__}."
+        "domain (or dicts with keys 'a' and 'b'), e.g. model.fit(dataset_of_pairs). "
+        f"Got {type(data).__name__}."
     )
 
 

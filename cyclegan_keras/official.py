@@ -176,4 +176,3 @@ def load_official_generator(path: str | os.PathLike, name: str = "generator") ->
             f"(first keys: {sorted(arrays)[:5]})."
         )
     return load_official_weights(model, arrays)
-

@@ -22,7 +22,9 @@ def sample_grid(model: keras.Model, images_a: np.ndarray, images_b: np.ndarray) 
     ):
         translated = there(images, training=False)
         returned = back(translated, training=False)
-        for triple in zip(images, keras.ops.convert_to_numpy(translated), keras.ops.convert_to_numpy(returned)):
+        for triple in zip(
+            images, keras.ops.convert_to_numpy(translated), keras.ops.convert_to_numpy(returned)
+        ):
             rows.append([to_uint8(x) for x in triple])
     return grid(rows)
 

@@ -82,7 +82,9 @@ class TrainConfig:
         if self.generator.startswith("unet"):
             multiple = 2 ** (8 if self.generator == "unet_256" else 7)
             if self.crop_size % multiple:
-                raise ValueError(f"{self.generator} needs crop_size a multiple of {multiple}, got {self.crop_size}")
+                raise ValueError(
+                    f"{self.generator} needs crop_size a multiple of {multiple}, got {self.crop_size}"
+                )
         self.preprocessing()  # validates the preprocessing options
 
     def preprocessing(self) -> Preprocessing:
@@ -279,6 +281,7 @@ def _run(config: TrainConfig, checkpoints: str, resume: bool, verbose) -> RunRes
             initial_epoch=start,
             callbacks=callbacks,
             verbose=verbose,
+            shuffle=False,  # the pipeline shuffles, reproducibly
         )
         history = fit.history
     if checkpointer.stopped_on:

@@ -19,8 +19,22 @@ from cyclegan_keras.images import image_files
 from cyclegan_keras.networks import resnet_generator
 
 TINY = [
-    "--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--n-layers-d", "2",
-    "--load-size", "36", "--crop-size", "32", "--pool-size", "4", "--num-samples", "2",
+    "--generator",
+    "resnet_6blocks",
+    "--ngf",
+    "4",
+    "--ndf",
+    "4",
+    "--n-layers-d",
+    "2",
+    "--load-size",
+    "36",
+    "--crop-size",
+    "32",
+    "--pool-size",
+    "4",
+    "--num-samples",
+    "2",
 ]
 
 
@@ -36,8 +50,24 @@ def data_dir(tmp_path_factory, photos):
 
 def test_train_leaves_every_artefact(data_dir, tmp_path):
     out = tmp_path / "run"
-    code = main(["train", "--data-dir", str(data_dir), *TINY, "--epochs", "1", "--epochs-decay", "1",
-                 "--steps-per-epoch", "2", "--out", str(out), "--verbose", "0"])
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(data_dir),
+            *TINY,
+            "--epochs",
+            "1",
+            "--epochs-decay",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--out",
+            str(out),
+            "--verbose",
+            "0",
+        ]
+    )
     assert code == 0
     config = json.loads((out / "config.json").read_text())
     assert config["crop_size"] == 32 and config["lambda_identity"] == 0.5 and config["gan_mode"] == "lsgan"
@@ -45,7 +75,16 @@ def test_train_leaves_every_artefact(data_dir, tmp_path):
     with open(out / "history.csv") as file:
         rows = list(csv.DictReader(file))
     assert [row["epoch"] for row in rows] == ["0", "1"]
-    for name in ("adv_ab", "adv_ba", "cycle_aba", "cycle_bab", "identity_ab", "identity_ba", "disc_a", "disc_b"):
+    for name in (
+        "adv_ab",
+        "adv_ba",
+        "cycle_aba",
+        "cycle_bab",
+        "identity_ab",
+        "identity_ba",
+        "disc_a",
+        "disc_b",
+    ):
         assert all(np.isfinite(float(row[name])) for row in rows)
     assert float(rows[1]["learning_rate"]) == pytest.approx(2e-4 / 2)
     grids = sorted(os.listdir(out / "samples"))
@@ -69,8 +108,25 @@ def _cli(*args):
 
 
 def _train_args(data_dir, out):
-    return ["train", "--data-dir", str(data_dir), *TINY, "--epochs", "3", "--epochs-decay", "0",
-            "--steps-per-epoch", "12", "--deterministic", "--seed", "5", "--out", str(out), "--verbose", "0"]
+    return [
+        "train",
+        "--data-dir",
+        str(data_dir),
+        *TINY,
+        "--epochs",
+        "3",
+        "--epochs-decay",
+        "0",
+        "--steps-per-epoch",
+        "12",
+        "--deterministic",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--verbose",
+        "0",
+    ]
 
 
 def _weights(path):
@@ -94,8 +150,9 @@ def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(data_dir, tmp_
     epoch_at_kill = json.loads(latest.read_text())["epoch"]
     assert epoch_at_kill < 3 and not (killed / "generator_ab.keras").exists()
 
-    resumed = subprocess.run(_cli(*_train_args(data_dir, killed), "--resume"), env=env, capture_output=True,
-                             text=True)
+    resumed = subprocess.run(
+        _cli(*_train_args(data_dir, killed), "--resume"), env=env, capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert uninterrupted.wait() == 0
     with open(killed / "history.csv") as file:
@@ -132,8 +189,26 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypat
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, capsys):
     out = tmp_path / "nan"
-    code = main(["train", "--data-dir", str(data_dir), *TINY, "--epochs", "3", "--epochs-decay", "0",
-                 "--steps-per-epoch", "2", "--lr", "1e30", "--out", str(out), "--verbose", "0"])
+    code = main(
+        [
+            "train",
+            "--data-dir",
+            str(data_dir),
+            *TINY,
+            "--epochs",
+            "3",
+            "--epochs-decay",
+            "0",
+            "--steps-per-epoch",
+            "2",
+            "--lr",
+            "1e30",
+            "--out",
+            str(out),
+            "--verbose",
+            "0",
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "non-finite loss" in err and "--resume" in err
@@ -153,8 +228,21 @@ def test_translate_odd_sizes_folders_and_globs(tmp_path):
     for name, (w, h) in sizes.items():
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(images / name)
     out = tmp_path / "out"
-    assert main(["translate", "--model", str(tmp_path / "g.keras"), str(images / "sub"),
-                 str(images / "*.png"), str(images / "odd.jpg"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--model",
+                str(tmp_path / "g.keras"),
+                str(images / "sub"),
+                str(images / "*.png"),
+                str(images / "odd.jpg"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     for name, size in sizes.items():
         stem = os.path.splitext(os.path.basename(name))[0]
         assert Image.open(out / f"{stem}.png").size == size
@@ -178,9 +266,13 @@ def test_translate_odd_sizes_folders_and_globs(tmp_path):
     ],
 )
 def test_bad_options_exit_2_with_a_message_not_a_traceback(args, message, tmp_path):
-    result = subprocess.run(_cli(*args, *(["--out", str(tmp_path / "r")] if args[0] == "train" else [])),
-                            capture_output=True, text=True, cwd=tmp_path,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        _cli(*args, *(["--out", str(tmp_path / "r")] if args[0] == "train" else [])),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr[-1500:]
 

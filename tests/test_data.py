@@ -159,15 +159,21 @@ def test_epochs_are_the_longer_domain_with_random_b_and_reshuffled(few_photos):
 
 
 def _epoch_means(path, size):
-    return np.asarray(Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC), "f").mean(
-        axis=(0, 1)
-    ) / 127.5 - 1
+    return (
+        np.asarray(Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC), "f").mean(axis=(0, 1))
+        / 127.5
+        - 1
+    )
 
 
 def test_seeded_runs_repeat_and_resume_exactly(few_photos):
     def make(seed, start_epoch=0):
         return train_dataset(
-            few_photos / "trainA", few_photos / "trainB", preprocessing=SMALL, seed=seed, start_epoch=start_epoch
+            few_photos / "trainA",
+            few_photos / "trainB",
+            preprocessing=SMALL,
+            seed=seed,
+            start_epoch=start_epoch,
         )
 
     first, again, other = make(1), make(1), make(2)
@@ -189,8 +195,12 @@ def test_tensorflow_and_pillow_decoding_agree(few_photos):
 
 @pytest.mark.parametrize(
     ("mode", "shape"),
-    [("crop", (1, 32, 32, 3)), ("scale_width_and_crop", (1, 32, 32, 3)), ("scale_width", (1, None, 36, 3)),
-     ("none", (1, 256, 256, 3))],
+    [
+        ("crop", (1, 32, 32, 3)),
+        ("scale_width_and_crop", (1, 32, 32, 3)),
+        ("scale_width", (1, None, 36, 3)),
+        ("none", (1, 256, 256, 3)),
+    ],
 )
 def test_official_preprocess_modes(few_photos, mode, shape):
     prep = Preprocessing(mode=mode, load_size=36, crop_size=32, flip=False)

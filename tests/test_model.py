@@ -28,7 +28,9 @@ def tiny_cyclegan(**kwargs) -> CycleGAN:
 
 def _distinct_images(n, start=0):
     # Image i is filled with the value i, so returned images identify themselves.
-    return np.arange(start, start + n, dtype="float32")[:, None, None, None] * np.ones((1, 2, 2, 1), "float32")
+    return np.arange(start, start + n, dtype="float32")[:, None, None, None] * np.ones(
+        (1, 2, 2, 1), "float32"
+    )
 
 
 def _ids(images):
@@ -59,7 +61,7 @@ def test_pool_returns_new_images_until_full_then_swaps_half():
 def test_pool_in_a_tf_function_and_size_zero():
     pool = ImagePool(size=2, seed=0)
     step = tf.function(lambda x: pool(x))
-    assert _ids(step(_distinct_images(3))) [:2] == [0, 1]
+    assert _ids(step(_distinct_images(3)))[:2] == [0, 1]
     assert int(pool.count.numpy()) == 2
     off = ImagePool(size=0)
     assert _ids(off(_distinct_images(2))) == [0, 1]

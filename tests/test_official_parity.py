@@ -114,15 +114,23 @@ def test_one_train_step_matches_official_step():
     expected = ref.official_step(nets["g_a"], nets["g_b"], nets["d_a"], nets["d_b"], _nchw(a), _nchw(b))
 
     names = {
-        "adv_ab": "G_A", "adv_ba": "G_B", "cycle_aba": "cycle_A", "cycle_bab": "cycle_B",
-        "identity_ab": "idt_A", "identity_ba": "idt_B", "disc_b": "D_A", "disc_a": "D_B",
+        "adv_ab": "G_A",
+        "adv_ba": "G_B",
+        "cycle_aba": "cycle_A",
+        "cycle_bab": "cycle_B",
+        "identity_ab": "idt_A",
+        "identity_ba": "idt_B",
+        "disc_b": "D_A",
+        "disc_a": "D_B",
     }
     for ours, official in names.items():
         assert logs[ours] == pytest.approx(expected[official], rel=1e-4), ours
 
     after = {
-        "g_a": model.generator_ab, "g_b": model.generator_ba,
-        "d_b": model.discriminator_a, "d_a": model.discriminator_b,
+        "g_a": model.generator_ab,
+        "g_b": model.generator_ba,
+        "d_b": model.discriminator_a,
+        "d_a": model.discriminator_b,
     }
     for key, net in after.items():
         # The reference's new weights, in Keras layouts.

@@ -1,0 +1,200 @@
+"""Exported generators compute what Keras computes; LiteRT files are builtins-only; the edge script
+needs no TensorFlow."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from cyclegan_keras.cli import main
+from cyclegan_keras.export import (
+    ExportVerificationError,
+    Verification,
+    check_verification,
+    export_generator,
+    litert_ops,
+    load_translator,
+)
+from cyclegan_keras.images import image_files
+from cyclegan_keras.networks import resnet_generator
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    keras.utils.set_random_seed(1)
+    model = resnet_generator(2, ngf=8, name="generator_ab")
+    path = tmp_path_factory.mktemp("gen") / "generator_ab.keras"
+    model.save(path)
+    return model, str(path)
+
+
+@pytest.fixture(scope="module")
+def photo_dir(photos):
+    return str(photos / "testA")
+
+
+def test_saved_model_loads_without_project_code_and_matches(generator, photo_dir, tmp_path):
+    model, path = generator
+    out = tmp_path / "sm"
+    result = export_generator(path, "saved_model", out, input_size=SIZE, verify_dir=photo_dir, verbose=False)
+    assert result.max_abs_error <= 1e-4 and result.within_one_level >= 0.999
+    photo = np.asarray(Image.open(image_files(photo_dir)[0]).convert("RGB"))[:45, :61]
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(out)!r})\n"
+        "x = np.load(sys.argv[1])\n"
+        "y = m.signatures['serving_default'](images=tf.constant(x[None]))['images'].numpy()\n"
+        "np.save(sys.argv[1], y)\n"
+        "assert not any(name.startswith('cyclegan_keras') for name in sys.modules)\n"
+    )
+    np.save(tmp_path / "x.npy", photo)
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "x.npy")], check=True, cwd=tmp_path)
+    served = np.load(tmp_path / "x.npy")[0]
+    assert served.shape == photo.shape and served.dtype == np.uint8  # any size, cropped back
+    padded = np.pad(photo, ((0, 3), (0, 3), (0, 0)), mode="reflect").astype("float32") / 127.5 - 1
+    expected = (keras.ops.convert_to_numpy(model(padded[None]))[0, :45, :61] + 1) * 127.5
+    assert np.mean(np.abs(served - expected) <= 1.0) >= 0.999
+
+
+@pytest.mark.parametrize(
+    ("quantize", "options"),
+    [
+        (None, {}),
+        (None, {"uint8_io": True}),
+        ("float16", {}),
+        ("dynamic", {}),
+        ("int8", {}),
+        (None, {"dynamic_size": True}),
+    ],
+    ids=["float32", "uint8_io", "float16", "dynamic", "int8", "dynamic_size"],
+)
+def test_litert_variants_are_builtin_only_and_verified(generator, photo_dir, tmp_path, quantize, options):
+    _, path = generator
+    out = tmp_path / "g.tflite"
+    result = export_generator(
+        path,
+        "tflite",
+        out,
+        quantize=quantize,
+        input_size=SIZE,
+        verify_dir=photo_dir,
+        calibration_dir=photo_dir,
+        verbose=False,
+        **options,
+    )
+    ops = litert_ops(out)
+    assert "CONV_2D" in ops and not any(op.startswith("Flex") or op == "CUSTOM" for op in ops)
+    assert "MIRROR_PAD" in ops
+    if quantize is None and not options.get("uint8_io"):
+        assert result.max_abs_error <= 1e-4
+    if options.get("uint8_io"):
+        assert result.within_one_level >= 0.999
+    if quantize == "float16":
+        assert result.psnr_db >= 45
+    if quantize in ("dynamic", "int8"):
+        assert 10 < result.psnr_db < 200  # reported; a random-weight net is no quality test
+    meta = json.loads((tmp_path / "g.tflite.json").read_text())
+    assert meta["direction"] == "a_to_b" and meta["quantization"] == (quantize or "float32")
+    assert meta["input"]["shape"] == ([1, -1, -1, 3] if options.get("dynamic_size") else [1, SIZE, SIZE, 3])
+
+
+def test_verification_bounds_are_enforced():
+    ok = Verification("f", "tflite", 1.0, 5e-5, 90.0, None, 1.0, 1.0)
+    check_verification(ok, None)
+    with pytest.raises(ExportVerificationError, match="max abs error"):
+        check_verification(Verification("f", "tflite", 1.0, 2e-4, 90.0, None, 1.0, 1.0), None)
+    with pytest.raises(ExportVerificationError, match="within 1 level"):
+        check_verification(Verification("f", "tflite", 1.0, 0.1, 40.0, 0.99, 1.0, 1.0), None, uint8_io=True)
+    with pytest.raises(ExportVerificationError, match="PSNR"):
+        check_verification(Verification("f", "tflite", 1.0, 0.1, 40.0, None, 1.0, 1.0), "float16")
+
+
+def test_onnx_export_with_dynamic_size(generator, photo_dir, tmp_path):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    model, path = generator
+    result = export_generator(
+        path, "onnx", tmp_path / "g.onnx", input_size=SIZE, verify_dir=photo_dir, verbose=False
+    )
+    assert result.max_abs_error <= 1e-4
+    translate = load_translator(tmp_path / "g.onnx")
+    photo = np.random.default_rng(0).integers(0, 255, (30, 42, 3), dtype=np.uint8)
+    assert translate(photo).shape == (30, 42, 3)
+
+
+def test_standalone_litert_script_imports_no_tensorflow(generator, photo_dir, tmp_path):
+    _, path = generator
+    model = tmp_path / "g.tflite"
+    export_generator(
+        path, "tflite", model, input_size=SIZE, verify_dir=photo_dir, dynamic_size=True, verbose=False
+    )
+    photo = image_files(photo_dir)[0]
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {os.path.join(REPO, 'export')!r})\n"
+        "import translate_litert\n"
+        f"translate_litert.main([{str(model)!r}, {photo!r}, '--out', {str(tmp_path / 'out.png')!r}, "
+        "'--threads', '2'])\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported TensorFlow'\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path)
+    expected = load_translator(path)(np.asarray(Image.open(photo).convert("RGB")))
+    produced = np.asarray(Image.open(tmp_path / "out.png"))
+    assert produced.shape == expected.shape
+    assert np.mean(np.abs(produced.astype(int) - expected.astype(int)) <= 1) >= 0.999
+
+
+def test_cli_export_and_translate_with_every_format(generator, photo_dir, tmp_path, capsys):
+    _, path = generator
+    targets = {"saved_model": tmp_path / "sm", "tflite": tmp_path / "g.tflite"}
+    for fmt, out in targets.items():
+        assert (
+            main(
+                [
+                    "export",
+                    "--model",
+                    path,
+                    "--format",
+                    fmt,
+                    "--input-size",
+                    str(SIZE),
+                    "--verify-dir",
+                    photo_dir,
+                    "--out",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+    assert "max abs error" in capsys.readouterr().out
+    photo = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (50, 38, 3), dtype=np.uint8)).save(photo)
+    for fmt, model in targets.items():
+        out = tmp_path / f"out_{fmt}"
+        assert main(["translate", "--model", str(model), str(photo), "--out", str(out)]) == 0
+        assert Image.open(out / "in.png").size == (38, 50)
+
+
+def test_convert_official_checkpoint(tmp_path):
+    pytest.importorskip("torch")
+    from tests import torch_reference as ref
+
+    official = ref.randomize(ref.ResnetGenerator(ngf=8, n_blocks=6), seed=0)
+    import torch
+
+    torch.save(official.state_dict(), tmp_path / "horse2zebra.pth")
+    assert (
+        main(["convert", "--pth", str(tmp_path / "horse2zebra.pth"), "--out", str(tmp_path / "g.keras")]) == 0
+    )
+    converted = keras.models.load_model(tmp_path / "g.keras", safe_mode=True)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
+    expected = official(torch.from_numpy(x.transpose(0, 3, 1, 2))).detach().numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(converted(x), expected, atol=1e-4)
