@@ -1,0 +1,114 @@
+"""Seconds per training step, images per second, achieved GFLOP/s against this machine's float32
+matrix-multiply rate measured in the same run, and peak memory.
+
+    python bench/train_step.py --generator resnet_6blocks --size 128 --precision float32
+    python bench/train_step.py --generator resnet_6blocks --size 128 --precision mixed_bfloat16
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from cyclegan_keras.training import GENERATORS, PRECISIONS, TrainConfig, build_cyclegan  # noqa: E402
+
+
+def conv_macs(model: keras.Model, size: int) -> int:
+    """Multiply-adds of one forward pass at ``size`` x ``size``, counted from the conv layers."""
+    spec = keras.KerasTensor((1, size, size, 3))
+    layers = model.layers[1:]
+    outputs = keras.Model(model.inputs, [layer.output for layer in layers]).compute_output_spec(spec)
+    total = 0
+    for layer, out in zip(layers, outputs):
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            kh, kw, cout, cin = layer.kernel.shape
+            # A "valid" stride-2 transposed conv maps H inputs to 2 (H - 1) + k outputs.
+            rows, cols = (out.shape[1] - kh) // 2 + 1, (out.shape[2] - kw) // 2 + 1
+            total += rows * cols * kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            total += out.shape[1] * out.shape[2] * kh * kw * cin * cout
+    return total
+
+
+def step_flops(model, size: int, batch: int) -> float:
+    """FLOPs of one train_step: forward and backward (2x forward) of every network pass."""
+    g = conv_macs(model.generator_ab, size)
+    d = conv_macs(model.discriminator_a, size)
+    generator_step = 6 * g + 2 * d  # 4 translations + 2 identity passes; D on both fakes
+    discriminator_step = 4 * d  # D_a and D_b on real and pooled fake
+    return 2.0 * 3.0 * (generator_step + discriminator_step) * batch
+
+
+def matmul_rate(n: int = 2048, repeats: int = 20) -> float:
+    x = tf.random.normal((n, n))
+    y = tf.random.normal((n, n))
+    mm = tf.function(lambda a, b: tf.matmul(a, b))
+    mm(x, y).numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = mm(x, y)
+    out.numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--generator", choices=GENERATORS, default="resnet_6blocks")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the step")
+    parser.add_argument("--steps-per-execution", type=int, default=1)
+    args = parser.parse_args()
+
+    rate = matmul_rate()
+    keras.config.set_dtype_policy(args.precision)
+    config = TrainConfig(generator=args.generator, crop_size=args.size, load_size=args.size)
+    model = build_cyclegan(config)
+    model.compile(
+        generator_optimizer=model.generator_optimizer,
+        discriminator_optimizer=model.discriminator_optimizer,
+        jit_compile=args.jit_compile,
+        steps_per_execution=args.steps_per_execution,
+    )
+    rng = np.random.default_rng(0)
+    shape = (args.batch, args.size, args.size, 3)
+    a = rng.uniform(-1, 1, shape).astype("float32")
+    b = rng.uniform(-1, 1, shape).astype("float32")
+    data = tf.data.Dataset.from_tensors((a, b)).repeat()
+    spe = args.steps_per_execution
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=spe, verbose=0)  # trace and first step
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=args.steps * spe, verbose=0)
+    per_step = (time.perf_counter() - start) / (args.steps * spe)
+    flops = step_flops(model, args.size, args.batch)
+    achieved = flops / per_step / 1e9
+    floor = flops / (rate * 1e9)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{args.generator} {args.size}px batch {args.batch} {args.precision}"
+        f"{' xla' if args.jit_compile else ''} steps_per_execution {spe}"
+    )
+    print(f"  first call (trace + step): {first:.1f} s")
+    print(f"  {per_step:.3f} s/step, {2 * args.batch / per_step:.2f} images/s (both domains)")
+    print(f"  {flops / 1e9:.0f} GFLOP/step, {achieved:.0f} GFLOP/s achieved")
+    print(f"  float32 matmul rate measured now: {rate:.0f} GFLOP/s -> floor {floor:.2f} s/step")
+    print(f"  step / floor: {per_step / floor:.2f}x; peak memory {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
