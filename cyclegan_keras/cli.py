@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from cyclegan_keras.data import CYCLE_GAN_CONFIGS, PREPROCESS_MODES
 from cyclegan_keras.losses import GAN_MODES
-from cyclegan_keras.training import GENERATORS, PRECISIONS, TrainConfig
+from cyclegan_keras.training import GENERATORS, PRECISIONS, STRATEGIES, TrainConfig
 
 DEFAULTS = TrainConfig()
 
@@ -155,6 +155,20 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         choices=PRECISIONS,
         default=DEFAULTS.precision,
         help="float32, or mixed precision (default: %(default)s)",
+    )
+    optim.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=DEFAULTS.strategy,
+        help="tf.distribute: one device, all local GPUs (mirrored), or TF_CONFIG workers "
+        "(default: %(default)s)",
+    )
+    optim.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
+    optim.add_argument(
+        "--steps-per-execution",
+        type=_positive_int,
+        default=DEFAULTS.steps_per_execution,
+        help="training steps per tf.function call (default: %(default)s)",
     )
     optim.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (default: %(default)s)")
     optim.add_argument(

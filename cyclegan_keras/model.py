@@ -150,10 +150,11 @@ class CycleGAN(keras.Model):
         # Creating the pools' and optimizers' variables now, rather than inside the traced step, spares
         # TensorFlow a second trace of the whole training graph.
         shape = _image_batch_shape(x)
-        if shape is not None and not self.built:
-            self.build(shape)
-        if self.built and self.generator_optimizer is not None:
-            self.build_optimizers()
+        with self.distribute_strategy.scope():
+            if shape is not None and not self.built:
+                self.build(shape)
+            if self.built and self.generator_optimizer is not None:
+                self.build_optimizers()
         return super().fit(x, *args, **kwargs)
 
     def build_optimizers(self) -> None:

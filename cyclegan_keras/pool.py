@@ -43,11 +43,24 @@ class ImagePool(keras.layers.Layer):
                 "Crop training images to a fixed size, or set pool_size=0."
             )
         shape = (self.size, height, width, channels) if self.size else (0,)
-        self.images = self.add_weight(
-            shape=shape, initializer="zeros", trainable=False, name="images", dtype=self.dtype
+        # Read-synchronised: under a tf.distribute strategy each replica keeps its own pool (saved: the
+        # first replica's).
+        self.images = keras.Variable(
+            "zeros",
+            shape=shape,
+            dtype=self.dtype,
+            trainable=False,
+            name="images",
+            synchronization="on_read",
+            aggregation="only_first_replica",
         )
-        self.count = self.add_weight(
-            shape=(), initializer="zeros", trainable=False, name="count", dtype="int32"
+        self.count = keras.Variable(
+            0,
+            dtype="int32",
+            trainable=False,
+            name="count",
+            synchronization="on_read",
+            aggregation="only_first_replica",
         )
 
     def call(self, images):
@@ -57,33 +70,34 @@ class ImagePool(keras.layers.Layer):
         n = tf.shape(images)[0]
         coins = keras.random.uniform((n,), seed=self.seed_generator)
         slots = keras.random.randint((n,), 0, self.size, seed=self.seed_generator)
-        pool, count = self.images.value, self.count.value
 
-        def body(i, returned):
+        def body(i, pool, count, returned):
             image = images[i]
+            full = count >= self.size
+            swap = tf.logical_and(full, coins[i] > 0.5)
+            # Not full: store at the next free slot and return the new image. Full: with probability
+            # 0.5 return a stored image and store the new one in its place, else return the new one.
+            slot = tf.where(full, slots[i], count)
+            result = tf.where(swap, pool[slot], image)
+            store = tf.logical_or(swap, tf.logical_not(full))
+            pool = tf.cond(
+                store, lambda: tf.tensor_scatter_nd_update(pool, [[slot]], image[None]), lambda: pool
+            )
+            count = tf.minimum(count + 1, self.size)
+            return i + 1, pool, count, returned.write(i, result)
 
-            def fill():
-                stored = pool.scatter_nd_update([[count.read_value()]], image[None])
-                with tf.control_dependencies([stored]):
-                    with tf.control_dependencies([count.assign_add(1)]):
-                        return tf.identity(image)
-
-            def swap():
-                old = pool.sparse_read(slots[i])
-                with tf.control_dependencies([old]):
-                    stored = pool.scatter_nd_update([[slots[i]]], image[None])
-                with tf.control_dependencies([stored]):
-                    return tf.identity(old)
-
-            def keep_or_swap():
-                return tf.cond(coins[i] > 0.5, swap, lambda: image)
-
-            result = tf.cond(count.read_value() < self.size, fill, keep_or_swap)
-            return i + 1, returned.write(i, result)
-
-        _, returned = tf.while_loop(
-            lambda i, _: i < n, body, (tf.constant(0), tf.TensorArray(images.dtype, size=n))
+        _, pool, count, returned = tf.while_loop(
+            lambda i, *_: i < n,
+            body,
+            (
+                tf.constant(0),
+                tf.convert_to_tensor(self.images),
+                tf.convert_to_tensor(self.count),
+                tf.TensorArray(images.dtype, size=n),
+            ),
         )
+        self.images.assign(pool)
+        self.count.assign(count)
         return tf.reshape(returned.stack(), tf.shape(images))
 
     def compute_output_shape(self, input_shape):

@@ -23,6 +23,7 @@ from cyclegan_keras.schedule import LinearDecay
 
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 @dataclass
@@ -63,6 +64,9 @@ class TrainConfig:
     cache: bool = False
     deterministic: bool = False
     precision: str = "float32"
+    strategy: str = "default"
+    jit_compile: bool = False
+    steps_per_execution: int = 1
     versions: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -70,7 +74,17 @@ class TrainConfig:
             raise ValueError(f"generator must be one of {', '.join(GENERATORS)}; got {self.generator!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-        for key in ("ngf", "ndf", "n_layers_d", "batch_size", "sample_every", "num_samples"):
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}")
+        for key in (
+            "ngf",
+            "ndf",
+            "n_layers_d",
+            "batch_size",
+            "sample_every",
+            "num_samples",
+            "steps_per_execution",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
@@ -131,8 +145,22 @@ def build_cyclegan(config: TrainConfig) -> CycleGAN:
     model.compile(
         generator_optimizer=official_adam(config.lr, config.beta1),
         discriminator_optimizer=official_adam(config.lr, config.beta1),
+        jit_compile=config.jit_compile,
+        steps_per_execution=config.steps_per_execution,
     )
     return model
+
+
+def distribution_strategy(name: str) -> tf.distribute.Strategy:
+    """``default`` (one device), ``mirrored`` (all local GPUs) or ``multi_worker`` (machines named by
+    the ``TF_CONFIG`` environment variable), as ``tf.distribute`` strategies."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {name!r}")
 
 
 def _domains(config: TrainConfig) -> dict[str, list]:
@@ -239,12 +267,14 @@ def _run(config: TrainConfig, checkpoints: str, resume: bool, verbose) -> RunRes
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     splits = _domains(config)
-    model = build_cyclegan(config)
-    start = 0
-    if resume:
-        shape = (config.batch_size, config.crop_size, config.crop_size, 3)
-        model.build(shape if config.preprocessing().fixed_size else (config.batch_size, None, None, 3))
-        start = restore_checkpoint(model, checkpoints)
+    strategy = distribution_strategy(config.strategy)
+    with strategy.scope():
+        model = build_cyclegan(config)
+        start = 0
+        if resume:
+            shape = (config.batch_size, config.crop_size, config.crop_size, 3)
+            model.build(shape if config.preprocessing().fixed_size else (config.batch_size, None, None, 3))
+            start = restore_checkpoint(model, checkpoints)
     data = train_dataset(
         splits["trainA"],
         splits["trainB"],
