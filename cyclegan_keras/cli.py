@@ -238,19 +238,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from cyclegan_keras.export import export_generator
+    from cyclegan_keras.export import ExportVerificationError, export_generator
 
-    export_generator(
-        args.model,
-        args.format,
-        args.out,
-        quantize=args.quantize,
-        calibration_dir=args.calibration_dir,
-        input_size=args.input_size,
-        dynamic_size=args.dynamic_size,
-        uint8_io=args.uint8_io,
-        verify_dir=args.verify_dir,
-    )
+    try:
+        export_generator(
+            args.model,
+            args.format,
+            args.out,
+            quantize=args.quantize,
+            calibration_dir=args.calibration_dir,
+            input_size=args.input_size,
+            dynamic_size=args.dynamic_size,
+            uint8_io=args.uint8_io,
+            verify_dir=args.verify_dir,
+        )
+    except ExportVerificationError as error:
+        print(f"cyclegan-keras export: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -350,9 +354,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from cyclegan_keras.data import DatasetUnavailableError
+
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError, CommandError) as error:
+    except (
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        ImportError,
+        DatasetUnavailableError,
+        CommandError,
+    ) as error:
         parser.exit(2, f"cyclegan-keras {args.command}: error: {error}\n")
     except KeyboardInterrupt:
         parser.exit(130, "cyclegan-keras: interrupted; resume a training run with --resume\n")

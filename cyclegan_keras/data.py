@@ -273,6 +273,45 @@ def train_dataset(
     return TrainData(dataset, steps, sources_a, sources_b)
 
 
+def test_dataset(
+    domain: str | os.PathLike | Sequence[ImageSource],
+    *,
+    crop_size: int | None = 256,
+    check_files: bool = True,
+) -> tf.data.Dataset:
+    """The official test pipeline: one image per batch, in file order, no randomness.
+
+    Args:
+        domain: a folder (searched recursively) or a list of image paths or encoded images.
+        crop_size: resize every image to this square size (bicubic), as the official test script;
+            None keeps each image's own size, reflection-padded at the bottom and right to multiples
+            of 4 (crop a translation back with ``size``).
+        check_files: skip unreadable files with one warning.
+
+    Returns:
+        A dataset of ``{"image": float32 [1, H, W, 3] in [-1, 1], "size": int32 [2] (height, width
+        before padding)}``.
+    """
+    sources, _ = _sources(domain, check_files)
+
+    def load(index):
+        image = open_image(sources[int(index)])
+        if crop_size is not None:
+            image = image.resize((crop_size, crop_size), Image.BICUBIC)
+        return np.asarray(image, dtype=np.uint8)
+
+    def prepare(index):
+        pixels = tf.numpy_function(load, [index], tf.uint8, stateful=False)
+        pixels.set_shape([None, None, 3])
+        size = tf.shape(pixels)[:2]
+        pad = (4 - size % 4) % 4
+        pixels = tf.cast(pixels, tf.float32) / 127.5 - 1.0
+        padded = tf.pad(pixels, [[0, pad[0]], [0, pad[1]], [0, 0]], mode="REFLECT")
+        return {"image": padded[None], "size": size}
+
+    return tf.data.Dataset.range(len(sources)).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def _augment(pixels: tf.Tensor, preprocessing: Preprocessing, seed: tf.Tensor) -> tf.Tensor:
     if preprocessing.crops:
         size = preprocessing.crop_size

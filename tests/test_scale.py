@@ -7,10 +7,9 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from cyclegan_keras import CycleGAN
-from tests.test_model import _colour_domains, _pairs, tiny_cyclegan
+from tests.test_model import _pairs, assert_learns_colour_mapping, tiny_cyclegan
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,24 +54,8 @@ def test_mixed_float16_scales_losses_for_both_optimizers(policy):
 
 def test_learning_check_passes_in_bfloat16(policy):
     policy("mixed_bfloat16")
-    keras.utils.set_random_seed(7)
-    a, b = _colour_domains(32, 16, seed=0)
-    model = tiny_cyclegan(pool_size=8, seed=0)
+    model = assert_learns_colour_mapping()
     assert model.generator_ab.get_layer("conv_in").compute_dtype == "bfloat16"
-    model.compile(
-        generator_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5),
-        discriminator_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5),
-    )
-    data = tf.data.Dataset.from_tensor_slices((a, b)).shuffle(32, seed=0).batch(4, drop_remainder=True)
-    before = model.evaluate(data, verbose=0, return_dict=True)
-    model.fit(data, epochs=8, verbose=0)
-    after = model.evaluate(data, verbose=0, return_dict=True)
-    assert after["cycle_aba"] < 0.5 * before["cycle_aba"] and after["cycle_bab"] < 0.5 * before["cycle_bab"]
-    assert after["disc_a"] < 0.35 and after["disc_b"] < 0.35, after
-    fake_b = (
-        keras.ops.convert_to_numpy(model.translate(a[:8], "a_to_b")).astype("float32").mean(axis=(0, 1, 2))
-    )
-    assert fake_b[2] - fake_b[0] > 0.5, fake_b
 
 
 MIRRORED = """
