@@ -124,14 +124,13 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     optim.add_argument(
         "--epochs",
         type=int,
-        default=DEFAULTS.epochs,
-        help="epochs at the initial learning rate (default: %(default)s)",
+        help=f"epochs at the initial learning rate (default: {DEFAULTS.epochs}; with --resume, the run's)",
     )
     optim.add_argument(
         "--epochs-decay",
         type=int,
-        default=DEFAULTS.epochs_decay,
-        help="epochs of linear decay to zero after them (default: %(default)s)",
+        help=f"epochs of linear decay to zero after them (default: {DEFAULTS.epochs_decay}; with --resume, "
+        "the run's)",
     )
     optim.add_argument(
         "--steps-per-epoch",
@@ -203,8 +202,14 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:
-    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"versions"}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    from cyclegan_keras.training import load_config
+
+    epochs = {k: getattr(args, k) for k in ("epochs", "epochs_decay") if getattr(args, k) is not None}
+    if args.resume and os.path.isfile(os.path.join(args.out, "config.json")):
+        # A resumed run keeps its own settings; only the length of training may change.
+        return dataclasses.replace(load_config(args.out), out=args.out, **epochs)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"versions", "epochs", "epochs_decay"}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}, **epochs)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from importlib import resources
 
 import keras
 
 from cyclegan_keras.images import image_files
-from cyclegan_keras.training import TrainConfig, train
+from cyclegan_keras.training import TrainConfig, load_config, train
 from cyclegan_keras.translate import keras_translator, translate_files
 
 
@@ -45,6 +46,10 @@ def run_demo(out: str = "cyclegan-demo", epochs: int | None = None) -> dict[str,
     config = demo_config(out, epochs)
     run_dir = config.out
     resume = os.path.isfile(os.path.join(run_dir, "checkpoints", "latest"))
+    if resume:
+        config = dataclasses.replace(
+            load_config(run_dir), epochs=config.epochs, epochs_decay=config.epochs_decay
+        )
     result = train(config, resume=resume, verbose=2)
     horse = image_files(os.path.join(sample_data_dir(), "testA"))[0]
     generator = keras.models.load_model(result.generator_ab)

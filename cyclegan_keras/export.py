@@ -257,8 +257,12 @@ def load_translator(
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             raise ValueError(f"{path!r} is a folder but not a SavedModel (no saved_model.pb).")
-        signature = tf.saved_model.load(path).signatures["serving_default"]
-        return lambda pixels: signature(images=tf.constant(pixels[None]))["images"].numpy()[0]
+        loaded = tf.saved_model.load(path)  # kept alive by the closure: it owns the variables
+
+        def translate(pixels: np.ndarray) -> np.ndarray:
+            return loaded.signatures["serving_default"](images=tf.constant(pixels[None]))["images"].numpy()[0]
+
+        return translate
     if path.endswith(".tflite"):
         from cyclegan_keras_edge.translate_litert import LiteRTTranslator
 

@@ -229,8 +229,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto"
     ``generator_ab.keras`` and ``generator_ba.keras``.
 
     Args:
-        config: the settings. With ``resume``, the run's saved ``config.json`` is used instead,
-            except for ``epochs`` and ``epochs_decay``, which may be raised to train longer.
+        config: the settings. To resume, pass the run's own (``load_config(out)``), with ``epochs``
+            and ``epochs_decay`` raised to train longer if wanted.
         resume: continue from the newest checkpoint in ``config.out``.
         verbose: ``model.fit``'s verbosity.
 
@@ -240,11 +240,7 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto"
     """
     out = config.out
     checkpoints = os.path.join(out, "checkpoints")
-    if resume and os.path.isfile(os.path.join(out, "config.json")):
-        saved = load_config(out)
-        saved.epochs, saved.epochs_decay, saved.out = config.epochs, config.epochs_decay, out
-        config = saved
-    elif not resume and latest_checkpoint(checkpoints) is not None:
+    if not resume and latest_checkpoint(checkpoints) is not None:
         raise FileExistsError(
             f"{out!r} already holds a training run. Pass --resume to continue it, or choose another --out."
         )

@@ -134,6 +134,7 @@ def _weights(path):
 
 
 def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(data_dir, tmp_path):
+    """`--resume` alone continues the killed run with its own saved settings."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     uninterrupted = subprocess.Popen(_cli(*_train_args(data_dir, reference)), env=env)
@@ -151,7 +152,10 @@ def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(data_dir, tmp_
     assert epoch_at_kill < 3 and not (killed / "generator_ab.keras").exists()
 
     resumed = subprocess.run(
-        _cli(*_train_args(data_dir, killed), "--resume"), env=env, capture_output=True, text=True
+        _cli("train", "--out", str(killed), "--resume", "--verbose", "0"),
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert uninterrupted.wait() == 0
