@@ -103,30 +103,17 @@ def test_train_leaves_every_artefact(data_dir, tmp_path):
     assert exit_info.value.code == 2
 
 
+DETERMINISTIC = ("--deterministic", "--seed", "5")
+
+
 def _cli(*args):
     return [sys.executable, "-m", "cyclegan_keras", *args]
 
 
-def _train_args(data_dir, out):
-    return [
-        "train",
-        "--data-dir",
-        str(data_dir),
-        *TINY,
-        "--epochs",
-        "3",
-        "--epochs-decay",
-        "0",
-        "--steps-per-epoch",
-        "12",
-        "--deterministic",
-        "--seed",
-        "5",
-        "--out",
-        str(out),
-        "--verbose",
-        "0",
-    ]
+def _train_args(data_dir, out, *extra, epochs=3, steps=12):
+    """A tiny run on the real photos: `epochs` epochs at full rate of `steps` steps each."""
+    return ["train", "--data-dir", str(data_dir), *TINY, "--epochs", str(epochs), "--epochs-decay", "0",
+            "--steps-per-epoch", str(steps), "--out", str(out), "--verbose", "0", *extra]  # fmt: skip
 
 
 def _weights(path):
@@ -137,9 +124,9 @@ def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(data_dir, tmp_
     """`--resume` alone continues the killed run with its own saved settings."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    uninterrupted = subprocess.Popen(_cli(*_train_args(data_dir, reference)), env=env)
+    uninterrupted = subprocess.Popen(_cli(*_train_args(data_dir, reference, *DETERMINISTIC)), env=env)
 
-    run = subprocess.Popen(_cli(*_train_args(data_dir, killed)), env=env)
+    run = subprocess.Popen(_cli(*_train_args(data_dir, killed, *DETERMINISTIC)), env=env)
     latest = killed / "checkpoints" / "latest"
     deadline = time.time() + 300
     while not latest.exists() and time.time() < deadline and run.poll() is None:
@@ -193,26 +180,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypat
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, capsys):
     out = tmp_path / "nan"
-    code = main(
-        [
-            "train",
-            "--data-dir",
-            str(data_dir),
-            *TINY,
-            "--epochs",
-            "3",
-            "--epochs-decay",
-            "0",
-            "--steps-per-epoch",
-            "2",
-            "--lr",
-            "1e30",
-            "--out",
-            str(out),
-            "--verbose",
-            "0",
-        ]
-    )
+    code = main(_train_args(data_dir, out, "--lr", "1e30", steps=2))
     assert code == 1
     err = capsys.readouterr().err
     assert "non-finite loss" in err and "--resume" in err
