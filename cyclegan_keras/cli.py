@@ -15,10 +15,6 @@ from cyclegan_keras.training import GENERATORS, PRECISIONS, STRATEGIES, TrainCon
 DEFAULTS = TrainConfig()
 
 
-class CommandError(Exception):
-    """A problem the user can fix; printed as one line, exit status 2."""
-
-
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -369,7 +365,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileExistsError,
         ImportError,
         DatasetUnavailableError,
-        CommandError,
     ) as error:
         parser.exit(2, f"cyclegan-keras {args.command}: error: {error}\n")
     except KeyboardInterrupt:

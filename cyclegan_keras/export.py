@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -510,8 +510,3 @@ def export_generator(
         print(result.row())
     check_verification(result, quantize, uint8_io)
     return result
-
-
-def verification_dict(result: Verification) -> dict:
-    """A ``Verification`` as a plain dict (for JSON reports)."""
-    return asdict(result)
