@@ -72,6 +72,8 @@ class Preprocessing:
 
     @property
     def crops(self) -> bool:
+        """Whether training images are cropped to ``crop_size``: then they all have one size, as batches
+        above 1 and the image pools need."""
         return self.mode in ("resize_and_crop", "crop", "scale_width_and_crop")
 
     @property
@@ -79,11 +81,6 @@ class Preprocessing:
         """The size a JPEG may be decoded down to when it is over 4 times larger: the modes that
         resize anyway allow it; ``crop`` and ``none`` keep native pixels."""
         return None if self.mode in ("crop", "none") else self.load_size
-
-    @property
-    def fixed_size(self) -> bool:
-        """Whether every training image has the same size, as batches above 1 and the pools need."""
-        return self.crops
 
     def resize(self, image: Image.Image) -> Image.Image:
         """The deterministic part: the official resize with Pillow's bicubic filter."""
@@ -216,7 +213,7 @@ def train_dataset(
     preprocessing = preprocessing or Preprocessing()
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if batch_size > 1 and not preprocessing.fixed_size:
+    if batch_size > 1 and not preprocessing.crops:
         raise ValueError(
             f"preprocess={preprocessing.mode!r} gives images of varying sizes, which cannot be batched: "
             "use batch_size=1 or a mode that crops."
@@ -267,7 +264,7 @@ def train_dataset(
         .batch(batch_size, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
-    if preprocessing.fixed_size:
+    if preprocessing.crops:
         shape = (batch_size, preprocessing.crop_size, preprocessing.crop_size, 3)
         dataset = dataset.map(lambda x, y: (tf.ensure_shape(x, shape), tf.ensure_shape(y, shape)))
     return TrainData(dataset, steps, sources_a, sources_b)

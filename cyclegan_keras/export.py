@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-from cyclegan_keras.images import image_files, open_image, to_float
+from cyclegan_keras.images import image_files, resized_images, to_float
 from cyclegan_keras.translate import MULTIPLE, Translator, keras_translator
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -277,7 +276,7 @@ def load_translator(
     raise ValueError(f"Unknown model file {path!r}: expected .keras, .tflite, .onnx or a SavedModel folder.")
 
 
-def _onnx_translator(path: str, threads: int | None) -> Translator:
+def _onnx_session(path: str, threads: int | None):
     try:
         import onnxruntime
     except ImportError as error:
@@ -287,7 +286,11 @@ def _onnx_translator(path: str, threads: int | None) -> Translator:
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def _onnx_translator(path: str, threads: int | None) -> Translator:
+    session = _onnx_session(path, threads)
     name = session.get_inputs()[0].name
 
     def translate(pixels: np.ndarray) -> np.ndarray:
@@ -364,12 +367,7 @@ def verify_export(
             outputs = raw.astype(np.float32)
         ms = _timed(lambda: runner.run(inputs[:1]))
     elif path.endswith(".onnx"):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        session = _onnx_session(path, threads)
         name = session.get_inputs()[0].name
         outputs = np.concatenate([session.run(None, {name: x[None]})[0] for x in floats])
         ms = _timed(lambda: session.run(None, {name: floats[:1]}))
@@ -417,14 +415,7 @@ def verification_photos(folder: str | os.PathLike | None, size: int, count: int 
         from cyclegan_keras.demo import sample_data_dir
 
         folder = os.path.join(sample_data_dir(), "testA")
-    photos = []
-    for path in image_files(folder):
-        try:
-            photos.append(np.asarray(open_image(path).resize((size, size), Image.BICUBIC)))
-        except Exception:  # unreadable files are simply not used
-            continue
-        if len(photos) == count:
-            break
+    photos = resized_images(image_files(folder), size, count)
     if not photos:
         raise ValueError(f"No readable photo in {os.fspath(folder)!r} to verify or calibrate with.")
     return photos

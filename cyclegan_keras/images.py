@@ -86,6 +86,20 @@ def read_image(source: ImageSource) -> np.ndarray:
     return np.asarray(open_image(source))
 
 
+def resized_images(sources: Sequence[ImageSource], size: int, count: int) -> list[np.ndarray]:
+    """Up to ``count`` of ``sources``, in order, as ``uint8`` RGB resized to ``size`` square (bicubic);
+    unreadable ones are passed over (these feed sample grids and export checks, not training)."""
+    images = []
+    for source in sources:
+        if len(images) == count:
+            break
+        try:
+            images.append(np.asarray(open_image(source).resize((size, size), Image.BICUBIC)))
+        except Exception:  # Pillow raises many kinds for broken files; any of them means unreadable.
+            continue
+    return images
+
+
 def scan_images(
     sources: Sequence[ImageSource], workers: int | None = None
 ) -> tuple[list[ImageSource], list[int]]:

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from cyclegan_keras.checkpoint import Checkpointer, TrainingStopped, latest_checkpoint, restore_checkpoint
 from cyclegan_keras.data import Preprocessing, domain_folders, tfds_images, train_dataset
-from cyclegan_keras.images import image_files, open_image, to_float
+from cyclegan_keras.images import image_files, resized_images, to_float
 from cyclegan_keras.model import CycleGAN, official_adam
 from cyclegan_keras.networks import patchgan_discriminator, resnet_generator, unet_generator
 from cyclegan_keras.samples import SampleImages
@@ -176,17 +176,7 @@ def _domains(config: TrainConfig) -> dict[str, list]:
 
 
 def _sample_images(sources: list, config: TrainConfig) -> np.ndarray:
-    size = config.crop_size
-    images = []
-    for source in sources:
-        try:
-            image = open_image(source).resize((size, size))
-        except Exception:  # an unreadable test file just isn't shown
-            continue
-        images.append(to_float(np.asarray(image)))
-        if len(images) == config.num_samples:
-            break
-    return np.stack(images)
+    return to_float(np.stack(resized_images(sources, config.crop_size, config.num_samples)))
 
 
 def _versions() -> dict:
@@ -269,7 +259,7 @@ def _run(config: TrainConfig, checkpoints: str, resume: bool, verbose) -> RunRes
         start = 0
         if resume:
             shape = (config.batch_size, config.crop_size, config.crop_size, 3)
-            model.build(shape if config.preprocessing().fixed_size else (config.batch_size, None, None, 3))
+            model.build(shape if config.preprocessing().crops else (config.batch_size, None, None, 3))
             start = restore_checkpoint(model, checkpoints)
     data = train_dataset(
         splits["trainA"],
