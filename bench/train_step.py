@@ -71,7 +71,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the step")
     parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument(
+        "--inter-op-threads", type=int, default=0, help="ops TensorFlow runs at once (0: its default)"
+    )
     args = parser.parse_args()
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
 
     rate = matmul_rate()
     keras.config.set_dtype_policy(args.precision)
@@ -102,6 +106,7 @@ def main() -> None:
     print(
         f"{args.generator} {args.size}px batch {args.batch} {args.precision}"
         f"{' xla' if args.jit_compile else ''} steps_per_execution {spe}"
+        f" inter-op threads {args.inter_op_threads or 'default'}"
     )
     print(f"  first call (trace + step): {first:.1f} s")
     print(f"  {per_step:.3f} s/step, {2 * args.batch / per_step:.2f} images/s (both domains)")

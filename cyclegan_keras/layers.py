@@ -12,7 +12,9 @@ PACKAGE = "cyclegan_keras"
 class ReflectionPadding2D(keras.layers.Layer):
     """Pads height and width by mirroring the image, without repeating the edge pixel.
 
-    Equivalent to PyTorch's ``nn.ReflectionPad2d``; converts to TFLite's builtin ``MIRROR_PAD``.
+    Equivalent to PyTorch's ``nn.ReflectionPad2d``. Built from slices and concatenations rather than
+    ``ops.pad(mode="reflect")``: LiteRT's XNNPACK delegate runs those, whereas ``MIRROR_PAD`` would run
+    outside it and split the exported graph (measured in docs/benchmarks.md).
 
     Args:
         padding: pixels added on each side of both spatial axes (channels-last input).
@@ -26,7 +28,14 @@ class ReflectionPadding2D(keras.layers.Layer):
 
     def call(self, inputs):
         p = self.padding
-        return ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]], mode="reflect")
+        for axis in (1, 2):
+            size = inputs.shape[axis]
+            if size is not None and size <= p:
+                raise ValueError(
+                    f"ReflectionPadding2D({p}) needs more than {p} pixels on each side; got a "
+                    f"{'height' if axis == 1 else 'width'} of {size}. Use larger images."
+                )
+        return _mirror(_mirror(inputs, p, axis=1), p, axis=2)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -42,8 +51,8 @@ class InstanceNormalization(keras.layers.Layer):
     """Normalises each image's channels over height and width (Ulyanov et al., 2016).
 
     Statistics come from the image itself at training and inference alike, so there are no running
-    averages. The mean and variance are a plain 4-D reduction over axes 1 and 2, which converts to the
-    fewest and simplest TFLite ops, and are computed in float32 under mixed precision.
+    averages. They are computed in float32 under mixed precision, from ops that LiteRT's XNNPACK
+    delegate runs in float and int8 alike.
 
     Args:
         epsilon: added to the variance, 1e-5 as in PyTorch's ``nn.InstanceNorm2d``.
@@ -70,9 +79,10 @@ class InstanceNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
-        mean = _spatial_mean(x)
-        variance = _spatial_mean(ops.square(x - mean))
-        x = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        # The centred values times themselves, not ops.square(x - mean): that converts to LiteRT's
+        # SQUARED_DIFFERENCE, which XNNPACK does not run in int8 (10x slower quantized norms).
+        centred = x - _spatial_mean(x)
+        x = centred * ops.rsqrt(_spatial_mean(centred * centred) + self.epsilon)
         if self.gamma is not None:
             x = x * ops.cast(self.gamma, "float32")
         if self.beta is not None:
@@ -89,6 +99,25 @@ class InstanceNormalization(keras.layers.Layer):
             "center": self.center,
             "scale": self.scale,
         }
+
+
+def _mirror(x, padding: int, axis: int):
+    # Row i before the edge is row i after it (counting from 0 at the edge), and likewise at the end.
+    if not padding:
+        return x
+
+    def rows(start: int, stop: int | None):
+        index = [slice(None)] * 4
+        index[axis] = slice(start, stop)
+        return x[tuple(index)]
+
+    def joined(parts: list):
+        # Concatenations of at most three tensors: XNNPACK leaves wider ones to the slow builtin op.
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=axis)
+
+    before = joined([rows(i, i + 1) for i in range(padding, 0, -1)])
+    after = joined([rows(-1 - i, -i) for i in range(1, padding + 1)])
+    return ops.concatenate([before, x, after], axis=axis)
 
 
 def _spatial_mean(x):

@@ -155,6 +155,10 @@ class CycleGAN(keras.Model):
                 self.build(shape)
             if self.built and self.generator_optimizer is not None:
                 self.build_optimizers()
+        if isinstance(x, tf.data.Dataset) and len(args) < 8:
+            # Keras warns that its default shuffle=True is ignored for a tf.data pipeline; ours shuffle
+            # (seeded, per epoch) themselves, so the warning would only alarm.
+            kwargs.setdefault("shuffle", False)
         return super().fit(x, *args, **kwargs)
 
     def build_optimizers(self) -> None:

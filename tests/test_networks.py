@@ -51,11 +51,16 @@ def test_instance_norm_normalises_each_image_and_channel():
     assert norm.count_params() == 0
 
 
-def test_reflection_padding_mirrors_without_edge_repeat():
-    x = np.arange(12, dtype="float32").reshape(1, 3, 4, 1)
-    y = keras.ops.convert_to_numpy(ReflectionPadding2D(1)(x))[0, :, :, 0]
-    np.testing.assert_array_equal(y[1:-1, 0], x[0, :, 1, 0])
-    np.testing.assert_array_equal(y[0, 1:-1], x[0, 1, :, 0])
+@pytest.mark.parametrize("padding", [1, 2, 3])
+def test_reflection_padding_equals_numpy_reflect(padding):
+    x = np.random.default_rng(padding).normal(size=(2, 7, 5, 3)).astype("float32")
+    expected = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="reflect")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(ReflectionPadding2D(padding)(x)), expected)
+
+
+def test_reflection_padding_rejects_too_small_images():
+    with pytest.raises(ValueError, match="height of 3"):
+        ReflectionPadding2D(3)(np.zeros((1, 3, 8, 1), "float32"))
 
 
 def test_kernels_are_independent_normal_002():
