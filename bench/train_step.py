@@ -3,6 +3,7 @@ matrix-multiply rate measured in the same run, and peak memory.
 
     python bench/train_step.py --generator resnet_6blocks --size 128 --precision float32
     python bench/train_step.py --generator resnet_6blocks --size 128 --precision mixed_bfloat16
+    python bench/train_step.py --kernels   # also: what TensorFlow's conv kernels alone cost
 """
 
 from __future__ import annotations
@@ -21,31 +22,65 @@ import tensorflow as tf  # noqa: E402
 from cyclegan_keras.training import GENERATORS, PRECISIONS, TrainConfig, build_cyclegan  # noqa: E402
 
 
-def conv_macs(model: keras.Model, size: int) -> int:
-    """Multiply-adds of one forward pass at ``size`` x ``size``, counted from the conv layers."""
+def conv_layers(model: keras.Model, size: int) -> list[tuple[keras.layers.Layer, tuple, int]]:
+    """Every conv layer of a network run at ``size`` x ``size``, its input shape and multiply-adds."""
     spec = keras.KerasTensor((1, size, size, 3))
     layers = model.layers[1:]
     outputs = keras.Model(model.inputs, [layer.output for layer in layers]).compute_output_spec(spec)
-    total = 0
+    found = []
     for layer, out in zip(layers, outputs):
         if isinstance(layer, keras.layers.Conv2DTranspose):
             kh, kw, cout, cin = layer.kernel.shape
             # A "valid" stride-2 transposed conv maps H inputs to 2 (H - 1) + k outputs.
             rows, cols = (out.shape[1] - kh) // 2 + 1, (out.shape[2] - kw) // 2 + 1
-            total += rows * cols * kh * kw * cin * cout
+            found.append((layer, (1, rows, cols, cin), rows * cols * kh * kw * cin * cout))
         elif isinstance(layer, keras.layers.Conv2D):
             kh, kw, cin, cout = layer.kernel.shape
-            total += out.shape[1] * out.shape[2] * kh * kw * cin * cout
+            stride = layer.strides[0]
+            rows, cols = ((out.shape[i] - 1) * stride + k for i, k in ((1, kh), (2, kw)))
+            macs = out.shape[1] * out.shape[2] * kh * kw * cin * cout
+            found.append((layer, (1, rows, cols, cin), macs))
+    return found
+
+
+def conv_macs(model: keras.Model, size: int) -> int:
+    """Multiply-adds of one forward pass at ``size`` x ``size``, counted from the conv layers."""
+    return sum(macs for _, _, macs in conv_layers(model, size))
+
+
+def conv_seconds(model: keras.Model, size: int) -> float:
+    """Seconds TensorFlow's own kernels take for one forward + backward (input and kernel gradients)
+    pass of every conv layer of ``model``, each timed alone: what the step costs if nothing else did."""
+    total = 0.0
+    for layer, shape, _ in conv_layers(model, size):
+        x = tf.random.normal(shape)
+
+        @tf.function
+        def forward_backward(x, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x)
+            return tape.gradient(y, [x, layer.kernel], output_gradients=tf.ones_like(y))
+
+        forward_backward(x)
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            [g.numpy() for g in forward_backward(x)]
+            runs.append(time.perf_counter() - start)
+        total += float(np.median(runs))
     return total
+
+
+GENERATOR_PASSES = 6  # 4 translations + 2 identity passes
+DISCRIMINATOR_PASSES = 2 + 4  # D on both fakes in the generator update; D_a and D_b on real and fake
 
 
 def step_flops(model, size: int, batch: int) -> float:
     """FLOPs of one train_step: forward and backward (2x forward) of every network pass."""
     g = conv_macs(model.generator_ab, size)
     d = conv_macs(model.discriminator_a, size)
-    generator_step = 6 * g + 2 * d  # 4 translations + 2 identity passes; D on both fakes
-    discriminator_step = 4 * d  # D_a and D_b on real and pooled fake
-    return 2.0 * 3.0 * (generator_step + discriminator_step) * batch
+    return 2.0 * 3.0 * (GENERATOR_PASSES * g + DISCRIMINATOR_PASSES * d) * batch
 
 
 def matmul_rate(n: int = 2048, repeats: int = 20) -> float:
@@ -85,6 +120,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the step")
     parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument(
+        "--kernels",
+        action="store_true",
+        help="also time every conv layer alone with TensorFlow's kernels (batch 1)",
+    )
     parser.add_argument(
         "--inter-op-threads", type=int, default=0, help="ops TensorFlow runs at once (0: its default)"
     )
@@ -135,6 +175,13 @@ def main() -> None:
         f"  step / floor: {per_step / floor:.2f}x (fastest step {fastest / floor:.2f}x);"
         f" peak memory {peak_mb:.0f} MB"
     )
+    if args.kernels:
+        convs = GENERATOR_PASSES * conv_seconds(model.generator_ab, args.size)
+        convs += DISCRIMINATOR_PASSES * conv_seconds(model.discriminator_a, args.size)
+        print(
+            f"  the step's convolutions alone, each timed by itself: {convs:.3f} s"
+            f" = {convs / floor:.2f}x the floor; the whole step takes {per_step / convs:.2f}x that"
+        )
 
 
 if __name__ == "__main__":
