@@ -112,7 +112,8 @@ def _mirror(x, padding: int, axis: int):
         return x[tuple(index)]
 
     def joined(parts: list):
-        # Concatenations of at most three tensors: XNNPACK leaves wider ones to the slow builtin op.
+        # The networks pad by 1 or 3, so no concatenation here joins more than three tensors:
+        # XNNPACK leaves wider ones to LiteRT's slow builtin op.
         return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=axis)
 
     before = joined([rows(i, i + 1) for i in range(padding, 0, -1)])

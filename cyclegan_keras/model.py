@@ -155,6 +155,7 @@ class CycleGAN(keras.Model):
                 self.build(shape)
             if self.built and self.generator_optimizer is not None:
                 self.build_optimizers()
+        # shuffle is fit's ninth parameter (args holds those after x): honour one passed by position.
         if isinstance(x, tf.data.Dataset) and len(args) < 8:
             # Keras warns that its default shuffle=True is ignored for a tf.data pipeline; ours shuffle
             # (seeded, per epoch) themselves, so the warning would only alarm.
