@@ -6,63 +6,92 @@ The public API:
   ``ReflectionPadding2D`` and ``InstanceNormalization``;
 - training: ``CycleGAN`` (a ``keras.Model``), ``ImagePool``, ``LinearDecay``, ``official_adam`` and the
   adversarial losses;
-- callbacks for ``model.fit``: ``LinearDecay``, ``SampleImages``, ``Checkpointer``;
+- callbacks for ``model.fit``: ``LinearDecay``, ``SampleImages``, ``Checkpointer``, ``EvaluateEvery``;
 - data: ``train_dataset``, ``Preprocessing``, ``tfds_images`` (more in ``cyclegan_keras.data``);
-- whole runs: ``TrainConfig`` and ``train`` (what ``cyclegan-keras train`` does);
-- official checkpoints: ``load_official_weights``, ``load_official_generator``;
+- whole runs: ``TrainConfig``, ``train`` (what ``cyclegan-keras train`` does) and ``find_run``;
+- pretrained and official checkpoints: ``pretrained``, ``PRETRAINED``, ``load_official_weights``,
+  ``load_official_generator``, ``read_state_dict``;
+- evaluation: ``frechet_distance``, ``kernel_inception_distance``, ``InceptionFeatures``, ``evaluate``;
 - deployment: ``export_generator``, ``load_translator`` (more in ``cyclegan_keras.export``).
+
+Names are imported on first use (PEP 562), so ``import cyclegan_keras`` and the command line's help
+do not load TensorFlow.
 """
 
-from cyclegan_keras.checkpoint import Checkpointer, restore_checkpoint, save_checkpoint
-from cyclegan_keras.data import Preprocessing, tfds_images, train_dataset
-from cyclegan_keras.export import export_generator, load_translator
-from cyclegan_keras.layers import InstanceNormalization, ReflectionPadding2D
-from cyclegan_keras.losses import (
-    GAN_MODES,
-    discriminator_adversarial_loss,
-    generator_adversarial_loss,
-    gradient_penalty,
-)
-from cyclegan_keras.model import LOSS_NAMES, CycleGAN, official_adam
-from cyclegan_keras.networks import patchgan_discriminator, resnet_generator, unet_generator
-from cyclegan_keras.official import load_official_generator, load_official_weights, official_keys
-from cyclegan_keras.pool import ImagePool
-from cyclegan_keras.samples import SampleImages, sample_grid
-from cyclegan_keras.schedule import LinearDecay, linear_decay_factor
-from cyclegan_keras.training import TrainConfig, build_cyclegan, train
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+import sys
 
-__all__ = [
-    "GAN_MODES",
-    "LOSS_NAMES",
-    "Checkpointer",
-    "CycleGAN",
-    "ImagePool",
-    "InstanceNormalization",
-    "LinearDecay",
-    "Preprocessing",
-    "ReflectionPadding2D",
-    "SampleImages",
-    "TrainConfig",
-    "build_cyclegan",
-    "export_generator",
-    "load_translator",
-    "restore_checkpoint",
-    "sample_grid",
-    "save_checkpoint",
-    "tfds_images",
-    "train",
-    "train_dataset",
-    "discriminator_adversarial_loss",
-    "generator_adversarial_loss",
-    "gradient_penalty",
-    "linear_decay_factor",
-    "load_official_generator",
-    "load_official_weights",
-    "official_adam",
-    "official_keys",
-    "patchgan_discriminator",
-    "resnet_generator",
-    "unet_generator",
-]
+from cyclegan_keras.version import __version__ as __version__
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "Checkpointer": "checkpoint",
+    "restore_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "Preprocessing": "data",
+    "tfds_images": "data",
+    "train_dataset": "data",
+    "EvaluateEvery": "evaluation",
+    "InceptionFeatures": "evaluation",
+    "evaluate": "evaluation",
+    "export_generator": "export",
+    "load_translator": "export",
+    "InstanceNormalization": "layers",
+    "ReflectionPadding2D": "layers",
+    "GAN_MODES": "losses",
+    "discriminator_adversarial_loss": "losses",
+    "generator_adversarial_loss": "losses",
+    "gradient_penalty": "losses",
+    "frechet_distance": "metrics",
+    "kernel_inception_distance": "metrics",
+    "LOSS_NAMES": "model",
+    "CycleGAN": "model",
+    "official_adam": "model",
+    "patchgan_discriminator": "networks",
+    "resnet_generator": "networks",
+    "unet_generator": "networks",
+    "load_official_generator": "official",
+    "load_official_weights": "official",
+    "official_keys": "official",
+    "read_state_dict": "official",
+    "ImagePool": "pool",
+    "PRETRAINED": "pretrained",
+    "pretrained": "pretrained",
+    "find_run": "runs",
+    "SampleImages": "samples",
+    "sample_grid": "samples",
+    "LinearDecay": "schedule",
+    "linear_decay_factor": "schedule",
+    "TrainConfig": "training",
+    "build_cyclegan": "training",
+    "train": "training",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cyclegan_keras' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cyclegan_keras.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _register_serializables() -> None:
+    """Registers the classes that ``.keras`` files of this package name, for ``keras.models.load_model``."""
+    for module in ("layers", "pool", "model"):
+        importlib.import_module(f"cyclegan_keras.{module}")
+
+
+if "keras" in sys.modules:
+    # Keras is loaded already, so registering costs nothing; without Keras, the first name used from
+    # the package registers them (every module that defines one imports the layers).
+    _register_serializables()

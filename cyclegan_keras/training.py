@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import keras
@@ -20,6 +21,7 @@ from cyclegan_keras.model import CycleGAN, official_adam
 from cyclegan_keras.networks import patchgan_discriminator, resnet_generator, unet_generator
 from cyclegan_keras.samples import SampleImages
 from cyclegan_keras.schedule import LinearDecay
+from cyclegan_keras.version import __version__
 
 GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -183,7 +185,7 @@ def _versions() -> dict:
     import PIL
 
     return {
-        "cyclegan_keras": __import__("cyclegan_keras").__version__,
+        "cyclegan_keras": __version__,
         "keras": keras.__version__,
         "tensorflow": tf.__version__,
         "numpy": np.__version__,
@@ -211,7 +213,12 @@ def _trim_history(path: str, epochs_done: int) -> None:
         csv.writer(file).writerows(kept)
 
 
-def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto") -> RunResult:
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> RunResult:
     """Runs (or resumes) a whole training run into ``config.out``.
 
     The run folder gets ``config.json``, ``history.csv``, TensorBoard logs in ``logs/``, a sample grid
@@ -223,6 +230,8 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto"
             and ``epochs_decay`` raised to train longer if wanted.
         resume: continue from the newest checkpoint in ``config.out``.
         verbose: ``model.fit``'s verbosity.
+        callbacks: more ``model.fit`` callbacks, run after the run's own (checkpoints, history,
+            samples, TensorBoard).
 
     Raises:
         FileExistsError: ``config.out`` holds a checkpoint and ``resume`` is False.
@@ -242,12 +251,12 @@ def train(config: TrainConfig, resume: bool = False, verbose: int | str = "auto"
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.precision)
     try:
-        return _run(config, checkpoints, resume, verbose)
+        return _run(config, checkpoints, resume, verbose, list(callbacks))
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _run(config: TrainConfig, checkpoints: str, resume: bool, verbose) -> RunResult:
+def _run(config: TrainConfig, checkpoints: str, resume: bool, verbose, extra_callbacks: list) -> RunResult:
     out = config.out
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -287,6 +296,7 @@ def _run(config: TrainConfig, checkpoints: str, resume: bool, verbose) -> RunRes
         keras.callbacks.CSVLogger(history_path, append=start > 0),
         samples,
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+        *extra_callbacks,
     ]
     history = {}
     if start < config.total_epochs:
