@@ -11,6 +11,9 @@ import tempfile
 import keras
 import numpy as np
 
+from cyclegan_keras.errors import UsageError
+from cyclegan_keras.outputs import write_json
+
 LATEST = "latest"
 
 
@@ -18,24 +21,85 @@ class TrainingStopped(RuntimeError):
     """Training stopped on a NaN or Inf loss; the last good checkpoint is kept."""
 
 
-def _state_variables(model: keras.Model) -> dict[str, list]:
-    groups = {"model": list(model.variables)}
-    for name in ("generator_optimizer", "discriminator_optimizer"):
-        optimizer = getattr(model, name, None)
-        if optimizer is not None:
-            groups[name] = list(optimizer.variables)
-    if "generator_optimizer" not in groups and getattr(model, "optimizer", None) is not None:
-        groups["optimizer"] = list(model.optimizer.variables)
-    return groups
+# The attributes of a CycleGAN that own variables; their names make the checkpoint keys.
+_OWNERS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b", "pool_a", "pool_b")
+_OPTIMIZERS = ("generator_optimizer", "discriminator_optimizer")
+KEYED = "keyed"  # meta.json "layout" of checkpoints whose arrays are keyed by variable names
+
+
+def _optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
+    found = {name: getattr(model, name) for name in _OPTIMIZERS if getattr(model, name, None) is not None}
+    if not found and getattr(model, "optimizer", None) is not None:
+        found["optimizer"] = model.optimizer
+    return found
+
+
+def _unique(keyed: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, variable in keyed:
+        if key in out:  # only where the structure itself repeats a name; the order then decides
+            n = 2
+            while f"{key}#{n}" in out:
+                n += 1
+            key = f"{key}#{n}"
+        out[key] = variable
+    return out
+
+
+def state_variables(model: keras.Model) -> dict[str, keras.Variable]:
+    """Every variable of ``model``'s training state, keyed by a name that says whose it is.
+
+    Network variables are keyed by the model attribute and the layer (``generator_ab/res_3_conv_1/
+    kernel``), pool variables by the pool; an optimizer's slots by the variable they belong to
+    (``generator_optimizer/generator_ab/res_3_conv_1/kernel:momentums``), its counters by name
+    (``generator_optimizer/iteration``). So a checkpoint restores by name: a change in variable order
+    cannot put weights in the wrong block, and a renamed layer is a missing key, not a silent mix-up.
+    """
+    owner_of: dict[int, str] = {}
+    keyed = []
+    for owner in _OWNERS:
+        layer = getattr(model, owner, None)
+        for variable in getattr(layer, "variables", []):
+            # Paths may start with the names of enclosing objects, which Keras numbers by creation
+            # order (cycle_gan_1/pool_a/...): keep only what lies below the owner.
+            key = f"{owner}/{variable.path.split(layer.name + '/', 1)[-1]}"
+            keyed.append((key, variable))
+            owner_of[id(variable)] = key
+    keyed += [(f"model/{v.name}", v) for v in model.variables if id(v) not in owner_of]
+    state = _unique(keyed)
+    for key, variable in state.items():
+        owner_of[id(variable)] = key
+    for group, optimizer in _optimizers(model).items():
+        references = list(getattr(optimizer, "_trainable_variables", []))
+        slots: dict[int, str] = {}
+        # Keras optimizers keep one list per kind of slot, aligned with the variables they train. The
+        # counters' paths start with a scope Keras numbers by creation order (adam_3/iteration):
+        # their last part is the name.
+        for attribute, value in vars(optimizer).items():
+            if (
+                isinstance(value, list)
+                and value is not references
+                and len(value) == len(references) > 0
+                and all(isinstance(v, keras.Variable) for v in value)
+            ):
+                for reference, slot in zip(references, value):
+                    slots[id(slot)] = f"{owner_of.get(id(reference), reference.path)}:{attribute.lstrip('_')}"
+        state.update(
+            _unique(
+                [(f"{group}/{slots.get(id(v), v.path.rsplit('/', 1)[-1])}", v) for v in optimizer.variables]
+            )
+        )
+    return state
 
 
 def save_checkpoint(model: keras.Model, directory: str | os.PathLike, epoch: int, keep: int = 2) -> str:
     """Writes all of ``model``'s state after ``epoch`` (counted from 1) under ``directory``.
 
     The state is every model variable (the four networks, both image pools and their random
-    state) and every optimizer variable (moments, step counts, learning rates). It is written to a
-    temporary folder, flushed, and renamed into place; then ``directory/latest`` is replaced
-    atomically. An interruption at any moment leaves the previous checkpoint whole and current.
+    state) and every optimizer variable (moments, step counts, learning rates), each stored under
+    its ``state_variables`` key. It is written to a temporary folder, flushed, and renamed into
+    place; then ``directory/latest`` is replaced atomically. An interruption at any moment leaves the
+    previous checkpoint whole and current.
 
     Returns:
         The path of the new checkpoint folder.
@@ -44,21 +108,22 @@ def save_checkpoint(model: keras.Model, directory: str | os.PathLike, epoch: int
     os.makedirs(directory, exist_ok=True)
     name = f"ckpt-{epoch:05d}"
     staging = tempfile.mkdtemp(prefix=f".{name}-", dir=directory)
-    arrays = {
-        f"{group}/{i:05d}": np.asarray(keras.ops.convert_to_numpy(variable))
-        for group, variables in _state_variables(model).items()
-        for i, variable in enumerate(variables)
-    }
+    state = state_variables(model)
+    # npz member names are file names inside a zip: keep the keys in a list beside them.
+    arrays = {f"v{i:05d}": np.asarray(keras.ops.convert_to_numpy(v)) for i, v in enumerate(state.values())}
     with open(os.path.join(staging, "state.npz"), "wb") as file:
         np.savez(file, **arrays)
         file.flush()
         os.fsync(file.fileno())
-    _write_json(os.path.join(staging, "meta.json"), {"epoch": epoch, "variables": len(arrays)})
+    write_json(
+        os.path.join(staging, "meta.json"),
+        {"epoch": epoch, "variables": len(arrays), "layout": KEYED, "keys": list(state)},
+    )
     final = os.path.join(directory, name)
     if os.path.exists(final):
         shutil.rmtree(final)
     os.replace(staging, final)
-    _write_json(os.path.join(directory, LATEST), {"checkpoint": name, "epoch": epoch})
+    write_json(os.path.join(directory, LATEST), {"checkpoint": name, "epoch": epoch})
     _prune(directory, keep)
     return final
 
@@ -77,6 +142,12 @@ def restore_checkpoint(model: keras.Model, directory: str | os.PathLike) -> int:
     """Restores the newest checkpoint in ``directory`` into ``model``; returns its epoch (0 if none).
 
     ``model`` must be built with the same architecture and compiled; its optimizers are built here.
+    Every variable is looked up by its ``state_variables`` key; checkpoints written by earlier
+    versions of this package (variables stored by position) still restore.
+
+    Raises:
+        UsageError: the checkpoint was written for another architecture or other layer names; the
+            message names the first mismatch. Nothing is assigned then.
     """
     found = latest_checkpoint(directory)
     if found is None:
@@ -84,23 +155,61 @@ def restore_checkpoint(model: keras.Model, directory: str | os.PathLike) -> int:
     path, epoch = found
     if hasattr(model, "build_optimizers"):
         model.build_optimizers()
-    with np.load(os.path.join(path, "state.npz")) as state:
-        for group, variables in _state_variables(model).items():
-            stored = sorted(key for key in state.files if key.startswith(group + "/"))
-            if len(stored) != len(variables):
-                raise ValueError(
-                    f"Checkpoint {path!r} holds {len(stored)} {group} variables but the model has "
-                    f"{len(variables)}: it was written by a run with other settings."
-                )
-            for key, variable in zip(stored, variables):
-                value = state[key]
-                if tuple(value.shape) != tuple(variable.shape):
-                    raise ValueError(
-                        f"Checkpoint {path!r}: {variable.path} has shape {value.shape} there but "
-                        f"{tuple(variable.shape)} in the model: it was written by a run with other settings."
-                    )
-                variable.assign(value)
+    with open(os.path.join(path, "meta.json")) as file:
+        meta = json.load(file)
+    with np.load(os.path.join(path, "state.npz")) as stored:
+        if meta.get("layout") == KEYED:
+            values = {key: stored[f"v{i:05d}"] for i, key in enumerate(meta["keys"])}
+            assignments = _match_keyed(path, state_variables(model), values)
+        else:
+            assignments = _match_positional(path, model, stored)
+    for variable, value in assignments:
+        variable.assign(value)
     return epoch
+
+
+def _match_keyed(path: str, state: dict, values: dict) -> list:
+    missing = [key for key in state if key not in values]
+    unexpected = [key for key in values if key not in state]
+    if missing or unexpected:
+        first = (
+            f"the model's {missing[0]!r} is not in it"
+            if missing
+            else f"its {unexpected[0]!r} is not in the model"
+        )
+        raise UsageError(
+            f"Checkpoint {path!r} does not fit this model: {first} ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected). It was written by a run with other settings or layer names."
+        )
+    for key, variable in state.items():
+        if tuple(values[key].shape) != tuple(variable.shape):
+            raise UsageError(
+                f"Checkpoint {path!r}: {key} has shape {values[key].shape} there but {tuple(variable.shape)} "
+                "in the model: it was written by a run with other settings."
+            )
+    return [(variable, values[key]) for key, variable in state.items()]
+
+
+def _match_positional(path: str, model: keras.Model, stored) -> list:
+    """Checkpoints of version 0.1 stored each group's variables by position."""
+    groups = {"model": list(model.variables)}
+    groups.update({name: list(optimizer.variables) for name, optimizer in _optimizers(model).items()})
+    assignments = []
+    for group, variables in groups.items():
+        keys = sorted(key for key in stored.files if key.startswith(group + "/"))
+        if len(keys) != len(variables):
+            raise UsageError(
+                f"Checkpoint {path!r} holds {len(keys)} {group} variables but the model has "
+                f"{len(variables)}: it was written by a run with other settings."
+            )
+        for key, variable in zip(keys, variables):
+            if tuple(stored[key].shape) != tuple(variable.shape):
+                raise UsageError(
+                    f"Checkpoint {path!r}: {variable.path} has shape {stored[key].shape} there but "
+                    f"{tuple(variable.shape)} in the model: it was written by a run with other settings."
+                )
+            assignments.append((variable, stored[key]))
+    return assignments
 
 
 class Checkpointer(keras.callbacks.Callback):
@@ -140,15 +249,6 @@ class Checkpointer(keras.callbacks.Callback):
 
 def _floats(logs) -> dict[str, float]:
     return {k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0}
-
-
-def _write_json(path: str, data: dict) -> None:
-    staging = f"{path}.tmp"
-    with open(staging, "w") as file:
-        json.dump(data, file)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(staging, path)
 
 
 def _prune(directory: str, keep: int) -> None:

@@ -1,4 +1,8 @@
-"""The ``cyclegan-keras`` command line: ``train``, ``translate``, ``demo``, ``export``, ``convert``."""
+"""The ``cyclegan-keras`` command line: a thin layer over the Python API.
+
+``train``, ``translate``, ``demo``, ``export``, ``convert``, ``pretrained`` and ``evaluate``. TensorFlow
+is imported only when a command runs, so ``--help`` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -6,205 +10,91 @@ import argparse
 import dataclasses
 import os
 import sys
+import typing
 from collections.abc import Sequence
 
-from cyclegan_keras.data import CYCLE_GAN_CONFIGS, PREPROCESS_MODES
-from cyclegan_keras.losses import GAN_MODES
-from cyclegan_keras.training import GENERATORS, PRECISIONS, STRATEGIES, TrainConfig
+from cyclegan_keras.config import CYCLE_GAN_CONFIGS, TrainConfig
 
 DEFAULTS = TrainConfig()
+MODEL_HELP = (
+    "a .keras generator (or whole CycleGAN), SavedModel folder, .tflite, .onnx, official .pth, or the "
+    "name of a pretrained generator (`cyclegan-keras pretrained` lists them)"
+)
+_GROUPS = ("data", "model", "optimisation", "run")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _bounded(kind: type, minimum: float | None):
+    """An argparse ``type`` that reads an int or float and enforces ``minimum``."""
+    noun = "an integer" if kind is int else "a number"
+    wanted = "a positive integer" if (kind, minimum) == (int, 1) else f"{noun} >= {minimum}"
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {noun}, got {text}") from None
+        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    return convert
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+_positive_int = _bounded(int, 1)
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    data = parser.add_argument_group("data")
-    source = data.add_mutually_exclusive_group()
-    source.add_argument(
-        "--dataset",
-        default=DEFAULTS.dataset,
-        choices=CYCLE_GAN_CONFIGS,
-        help="tfds cycle_gan config to download (default: %(default)s)",
-    )
-    source.add_argument("--data-dir", help="a folder with trainA/ and trainB/ (testA/, testB/ optional)")
-    data.add_argument(
-        "--load-size",
-        type=_positive_int,
-        default=DEFAULTS.load_size,
-        help="scale images to this size (default: %(default)s)",
-    )
-    data.add_argument(
-        "--crop-size",
-        type=_positive_int,
-        default=DEFAULTS.crop_size,
-        help="then crop to this size (default: %(default)s)",
-    )
-    data.add_argument(
-        "--preprocess",
-        choices=PREPROCESS_MODES,
-        default=DEFAULTS.preprocess,
-        help="official preprocessing mode (default: %(default)s)",
-    )
-    data.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
-    data.add_argument("--cache", action="store_true", help="keep decoded, resized images in memory")
-
-    model = parser.add_argument_group("model")
-    model.add_argument(
-        "--generator",
-        choices=GENERATORS,
-        default=DEFAULTS.generator,
-        help="generator architecture (default: %(default)s)",
-    )
-    model.add_argument(
-        "--ngf",
-        type=_positive_int,
-        default=DEFAULTS.ngf,
-        help="generator filters in the first layer (default: %(default)s)",
-    )
-    model.add_argument(
-        "--ndf",
-        type=_positive_int,
-        default=DEFAULTS.ndf,
-        help="discriminator filters in the first layer (default: %(default)s)",
-    )
-    model.add_argument(
-        "--n-layers-d",
-        type=_positive_int,
-        default=DEFAULTS.n_layers_d,
-        help="PatchGAN stride-2 layers (default: %(default)s: 70x70 patches)",
-    )
-    model.add_argument(
-        "--gan-mode",
-        choices=GAN_MODES,
-        default=DEFAULTS.gan_mode,
-        help="adversarial loss (default: %(default)s)",
-    )
-    model.add_argument(
-        "--pool-size",
-        type=int,
-        default=DEFAULTS.pool_size,
-        help="image pool size, 0 for none (default: %(default)s)",
-    )
-    model.add_argument(
-        "--lambda-a",
-        type=_non_negative_float,
-        default=DEFAULTS.lambda_a,
-        help="weight of the A->B->A cycle loss (default: %(default)s)",
-    )
-    model.add_argument(
-        "--lambda-b",
-        type=_non_negative_float,
-        default=DEFAULTS.lambda_b,
-        help="weight of the B->A->B cycle loss (default: %(default)s)",
-    )
-    model.add_argument(
-        "--lambda-identity",
-        type=_non_negative_float,
-        default=DEFAULTS.lambda_identity,
-        help="identity loss weight, relative to the cycle weights (default: %(default)s)",
-    )
-
-    optim = parser.add_argument_group("optimisation")
-    optim.add_argument(
-        "--epochs",
-        type=int,
-        help=f"epochs at the initial learning rate (default: {DEFAULTS.epochs}; with --resume, the run's)",
-    )
-    optim.add_argument(
-        "--epochs-decay",
-        type=int,
-        help=f"epochs of linear decay to zero after them (default: {DEFAULTS.epochs_decay}; with --resume, "
-        "the run's)",
-    )
-    optim.add_argument(
-        "--steps-per-epoch",
-        type=_positive_int,
-        help="batches per epoch (default: max(|A|, |B|) / batch size); fewer for quick runs",
-    )
-    optim.add_argument(
-        "--batch-size",
-        type=_positive_int,
-        default=DEFAULTS.batch_size,
-        help="images per domain per step (default: %(default)s)",
-    )
-    optim.add_argument(
-        "--lr", type=float, default=DEFAULTS.lr, help="Adam learning rate (default: %(default)s)"
-    )
-    optim.add_argument(
-        "--beta1", type=float, default=DEFAULTS.beta1, help="Adam beta_1 (default: %(default)s)"
-    )
-    optim.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=DEFAULTS.precision,
-        help="float32, or mixed precision (default: %(default)s)",
-    )
-    optim.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        default=DEFAULTS.strategy,
-        help="tf.distribute: one device, all local GPUs (mirrored), or TF_CONFIG workers "
-        "(default: %(default)s)",
-    )
-    optim.add_argument("--jit-compile", action="store_true", help="XLA-compile the training step")
-    optim.add_argument(
-        "--steps-per-execution",
-        type=_positive_int,
-        default=DEFAULTS.steps_per_execution,
-        help="training steps per tf.function call (default: %(default)s)",
-    )
-    optim.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed (default: %(default)s)")
-    optim.add_argument(
-        "--deterministic",
-        action="store_true",
-        help="TensorFlow op determinism: the same seed gives the same weights",
-    )
-
-    run = parser.add_argument_group("run")
-    run.add_argument(
-        "--out",
-        default=DEFAULTS.out,
-        metavar="RUN_DIR",
-        help="run folder for checkpoints, samples, logs and generators (default: %(default)s)",
-    )
-    run.add_argument(
+    """``cyclegan-keras train``'s options, one per ``TrainConfig`` field, from the fields' metadata."""
+    groups = {name: parser.add_argument_group(name) for name in _GROUPS}
+    exclusive: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    hints = typing.get_type_hints(TrainConfig)
+    for spec in dataclasses.fields(TrainConfig):
+        rules = spec.metadata
+        if "help" not in rules:
+            continue
+        group = groups[rules["group"]]
+        if "exclusive" in rules:
+            if rules["exclusive"] not in exclusive:
+                exclusive[rules["exclusive"]] = group.add_mutually_exclusive_group()
+            group = exclusive[rules["exclusive"]]
+        flag = "--" + spec.name.replace("_", "-")
+        kind = next(
+            t for t in typing.get_args(hints[spec.name]) or (hints[spec.name],) if t is not type(None)
+        )
+        default = DEFAULTS.__dict__[spec.name]
+        if kind is bool:
+            group.add_argument(flag, action="store_true", help=rules["help"])
+            continue
+        text = rules["help"]
+        if rules.get("resume_keeps"):
+            text += f" (default: {default}; with --resume, the run's)"
+            default = None  # so that --resume can tell "not given" from "given"
+        elif default is not None and "default:" not in text:
+            text += " (default: %(default)s)"
+        arguments = {"help": text, "default": default, "metavar": rules.get("metavar")}
+        if "choices" in rules:
+            arguments["choices"] = rules["choices"]
+        else:
+            arguments["type"] = kind if kind is str else _bounded(kind, rules.get("minimum"))
+        group.add_argument(flag, **{k: v for k, v in arguments.items() if v is not None or k == "default"})
+    groups["run"].add_argument(
         "--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint"
     )
-    run.add_argument(
-        "--sample-every",
-        type=_positive_int,
-        default=DEFAULTS.sample_every,
-        help="epochs between sample grids (default: %(default)s)",
+    groups["run"].add_argument(
+        "--verbose", type=int, choices=(0, 1, 2), default=1, help="progress output (default: 1)"
     )
-    run.add_argument(
-        "--num-samples",
-        type=_positive_int,
-        default=DEFAULTS.num_samples,
-        help="test images per domain in the sample grids (default: %(default)s)",
-    )
-    run.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="progress output (default: 1)")
 
 
 def _config_from(args: argparse.Namespace) -> TrainConfig:
+    from cyclegan_keras.runs import find_run
     from cyclegan_keras.training import load_config
 
     epochs = {k: getattr(args, k) for k in ("epochs", "epochs_decay") if getattr(args, k) is not None}
-    if args.resume and os.path.isfile(os.path.join(args.out, "config.json")):
+    if args.resume and find_run(args.out) is not None:
         # A resumed run keeps its own settings; only the length of training may change.
         return dataclasses.replace(load_config(args.out), out=args.out, **epochs)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"versions", "epochs", "epochs_decay"}
+    fields = {f.name for f in dataclasses.fields(TrainConfig) if "help" in f.metadata} - epochs.keys()
+    fields -= {"epochs", "epochs_decay"}
     return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}, **epochs)
 
 
@@ -226,7 +116,9 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     from cyclegan_keras.translate import translate_files
 
     translator = load_translator(args.model, direction=args.direction, threads=args.threads)
-    written = translate_files(translator, args.inputs, args.out, max_size=args.max_size)
+    written = translate_files(
+        translator, args.inputs, args.out, max_size=args.max_size, overwrite=args.overwrite
+    )
     print(f"Translated {len(written)} image(s) into {args.out}")
     return 0
 
@@ -252,6 +144,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             dynamic_size=args.dynamic_size,
             uint8_io=args.uint8_io,
             verify_dir=args.verify_dir,
+            direction=args.direction,
         )
     except ExportVerificationError as error:
         print(f"cyclegan-keras export: {error}", file=sys.stderr)
@@ -259,9 +152,55 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pretrained(args: argparse.Namespace) -> int:
+    from cyclegan_keras.presets import PRETRAINED, is_cached, pretrained_path
+
+    if args.name:
+        path = pretrained_path(args.name)
+        print(f"{args.name}: {path}")
+        return 0
+    width = max(map(len, PRETRAINED))
+    print(f"{'name':{width}}  {'translates':52}  cached")
+    for name, entry in PRETRAINED.items():
+        print(f"{name:{width}}  {entry.description:52}  {'yes' if is_cached(name) else 'no'}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from cyclegan_keras.data import domain_folders, tfds_images
+    from cyclegan_keras.evaluation import evaluate
+    from cyclegan_keras.export import load_translator
+    from cyclegan_keras.outputs import check_output_file, write_json
+
+    if args.out:
+        check_output_file(args.out, "report")
+    source, target = ("testA", "testB") if args.direction == "a_to_b" else ("testB", "testA")
+    if args.data_dir:
+        folders = domain_folders(args.data_dir, required=(source, target))
+        sources, targets = folders[source], folders[target]
+    else:
+        sources, targets = (tfds_images(args.dataset, split) for split in (source, target))
+    translator = load_translator(args.model, direction=args.direction, threads=args.threads)
+    result = evaluate(
+        translator, sources, targets, size=args.size, inception=args.inception, resize=args.resize
+    )
+    print("| model | direction | FID | KID x 1000 | images |\n|---|---|---|---|---|")
+    print(
+        f"| {args.model} | {args.direction} | {result['fid']:.2f} | {1000 * result['kid_mean']:.2f} "
+        f"+- {1000 * result['kid_std']:.2f} | {result['num_translated']} vs {result['num_target']} |"
+    )
+    if args.out:
+        report = {"model": args.model, "direction": args.direction, "size": args.size, "resize": args.resize}
+        write_json(args.out, {**report, **result, "data": args.data_dir or f"cycle_gan/{args.dataset}"})
+        print(f"Report: {args.out}")
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from cyclegan_keras.official import load_official_generator
+    from cyclegan_keras.outputs import check_output_file
 
+    check_output_file(args.out, "keras")
     generator = load_official_generator(args.pth, name=os.path.splitext(os.path.basename(args.out))[0])
     generator.save(args.out)
     print(f"Converted {args.pth} ({generator.count_params():,} parameters) to {args.out}")
@@ -273,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cyclegan-keras",
         description="CycleGAN in Keras 3: train with the official recipe, translate, export to LiteRT.",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of every error, bad input included"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -289,11 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="translate images with a generator",
         description="Translate images of any size with a trained generator.",
     )
-    translate.add_argument(
-        "--model", required=True, help="a .keras generator, SavedModel folder, .tflite or .onnx"
-    )
+    translate.add_argument("--model", required=True, help=MODEL_HELP)
     translate.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    translate.add_argument("--out", required=True, metavar="DIR", help="folder for the translated images")
+    translate.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR_OR_FILE",
+        help="folder for the translated images (NAME.png each), or for one input the image file to write",
+    )
+    translate.add_argument(
+        "--overwrite", action="store_true", help="replace output images that exist already (never an input)"
+    )
     translate.add_argument(
         "--direction",
         choices=("a_to_b", "b_to_a"),
@@ -323,7 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="export a generator to SavedModel, LiteRT or ONNX",
         description="Export a generator, verify it against Keras and print a table.",
     )
-    export.add_argument("--model", required=True, help="a .keras generator (or an official .pth)")
+    export.add_argument(
+        "--model", required=True, help=MODEL_HELP.replace(", SavedModel folder, .tflite, .onnx", "")
+    )
+    export.add_argument(
+        "--direction",
+        choices=("a_to_b", "b_to_a"),
+        default="a_to_b",
+        help="for a whole CycleGAN .keras file: which generator (default: %(default)s)",
+    )
     export.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
     export.add_argument("--quantize", choices=("float16", "dynamic", "int8"), help="LiteRT quantization")
     export.add_argument("--calibration-dir", help="real images to calibrate int8 quantization")
@@ -339,6 +295,45 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="output path")
     export.set_defaults(run=_cmd_export)
 
+    pretrained = commands.add_parser(
+        "pretrained",
+        help="list the official pretrained generators, or download one",
+        description="The official pretrained CycleGAN generators: without NAME, list them (and which are "
+        "cached); with NAME, download and convert that one into the cache ($CYCLEGAN_KERAS_HOME).",
+    )
+    pretrained.add_argument("name", nargs="?", metavar="NAME", help="a name to download, e.g. horse2zebra")
+    pretrained.set_defaults(run=_cmd_pretrained)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a generator with FID and KID on a test split",
+        description="Translate a test split as the official test script does and score it against the "
+        "real target images: FID and KID in the features of the Inception graph FID is defined with.",
+    )
+    evaluate.add_argument("--model", required=True, help=MODEL_HELP)
+    data = evaluate.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data-dir", help="a folder with testA/ and testB/")
+    data.add_argument("--dataset", choices=CYCLE_GAN_CONFIGS, help="a tfds cycle_gan config")
+    evaluate.add_argument(
+        "--direction",
+        choices=("a_to_b", "b_to_a"),
+        default="a_to_b",
+        help="a_to_b: translate testA, compare with testB (default); b_to_a: the other way",
+    )
+    evaluate.add_argument("--size", type=_positive_int, default=256, help="test size (default: %(default)s)")
+    evaluate.add_argument(
+        "--resize",
+        choices=("clean", "legacy_tensorflow"),
+        default="clean",
+        help="how images reach 299x299: clean-fid's (default) or the original TF FID code's",
+    )
+    evaluate.add_argument(
+        "--inception", help="the Inception graph file (default: download once into the cache)"
+    )
+    evaluate.add_argument("--threads", type=_positive_int, default=None, help="LiteRT/ONNX threads")
+    evaluate.add_argument("--out", help="also write the scores to this JSON file")
+    evaluate.set_defaults(run=_cmd_evaluate)
+
     convert = commands.add_parser(
         "convert",
         help="convert an official PyTorch checkpoint to .keras",
@@ -352,22 +347,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``cyclegan-keras``; returns the exit status."""
+    # Before TensorFlow loads (it reads the level once): its C++ start-up chatter hides our output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from cyclegan_keras.data import DatasetUnavailableError
+    from cyclegan_keras.errors import UsageError
 
     try:
         return args.run(args)
-    except (
-        ValueError,
-        FileNotFoundError,
-        FileExistsError,
-        ImportError,
-        DatasetUnavailableError,
-    ) as error:
+    except (UsageError, DatasetUnavailableError) as error:
+        # What a user can fix: one line. Anything else is a bug and keeps its traceback.
+        if args.debug:
+            raise
         parser.exit(2, f"cyclegan-keras {args.command}: error: {error}\n")
     except KeyboardInterrupt:
+        if args.debug:
+            raise
         parser.exit(130, "cyclegan-keras: interrupted; resume a training run with --resume\n")
     return 0
 

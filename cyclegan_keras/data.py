@@ -18,89 +18,16 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from cyclegan_keras.config import CYCLE_GAN_CONFIGS, Preprocessing
+from cyclegan_keras.errors import MissingInputError, UsageError
 from cyclegan_keras.images import ImageSource, image_files, open_image, scan_images
 
-PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
-CYCLE_GAN_CONFIGS = (
-    "apple2orange",
-    "summer2winter_yosemite",
-    "horse2zebra",
-    "monet2photo",
-    "cezanne2photo",
-    "ukiyoe2photo",
-    "vangogh2photo",
-    "maps",
-    "cityscapes",
-    "facades",
-    "iphone2dslr_flower",
-)
 SPLITS = ("trainA", "trainB", "testA", "testB")
 _SEED_STRIDE = 1 << 24  # keeps every epoch's stateless seeds apart from every other epoch's
 
 
 class DatasetUnavailableError(RuntimeError):
     """A ``tfds`` dataset could not be downloaded or prepared."""
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """The official preprocessing options (``--preprocess``, ``--load_size``, ``--crop_size``, ``--no_flip``).
-
-    Args:
-        mode: ``resize_and_crop`` (default): resize to ``load_size`` square, random crop ``crop_size``;
-            ``crop``: random crop only; ``scale_width``: width to ``load_size`` keeping the aspect (height
-            at least ``crop_size``); ``scale_width_and_crop``: that, then a random crop; ``none``: only
-            round the sides to multiples of 4. The last two without crop give varying sizes, so they
-            need a batch size of 1.
-        load_size: the size images are scaled to before cropping (286).
-        crop_size: the size of the crops the networks train on (256).
-        flip: random horizontal flips (the official default; ``--no_flip`` turns them off).
-    """
-
-    mode: str = "resize_and_crop"
-    load_size: int = 286
-    crop_size: int = 256
-    flip: bool = True
-
-    def __post_init__(self):
-        if self.mode not in PREPROCESS_MODES:
-            raise ValueError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}; got {self.mode!r}")
-        if self.crop_size < 8 or self.crop_size % 4:
-            raise ValueError(f"crop_size must be a multiple of 4 and at least 8, got {self.crop_size}")
-        if self.load_size < self.crop_size and self.mode in ("resize_and_crop", "scale_width_and_crop"):
-            raise ValueError(f"load_size ({self.load_size}) must be >= crop_size ({self.crop_size})")
-
-    @property
-    def crops(self) -> bool:
-        """Whether training images are cropped to ``crop_size``: then they all have one size, as batches
-        above 1 and the image pools need."""
-        return self.mode in ("resize_and_crop", "crop", "scale_width_and_crop")
-
-    @property
-    def draft_size(self) -> int | None:
-        """The size a JPEG may be decoded down to when it is over 4 times larger: the modes that
-        resize anyway allow it; ``crop`` and ``none`` keep native pixels."""
-        return None if self.mode in ("crop", "none") else self.load_size
-
-    def resize(self, image: Image.Image) -> Image.Image:
-        """The deterministic part: the official resize with Pillow's bicubic filter."""
-        size = self.target_size(*image.size)
-        if size == image.size:
-            return image
-        return image.resize(size, Image.BICUBIC)
-
-    def target_size(self, width: int, height: int) -> tuple[int, int]:
-        """The ``(width, height)`` that ``resize`` gives an image of ``width`` x ``height``."""
-        if self.mode == "resize_and_crop":
-            size = (self.load_size, self.load_size)
-        elif self.mode in ("scale_width", "scale_width_and_crop"):
-            size = (self.load_size, int(max(self.load_size * height / width, self.crop_size)))
-        elif self.mode == "none":
-            size = (max(4, round(width / 4) * 4), max(4, round(height / 4) * 4))
-        else:  # crop: leave the size, but a crop needs at least crop_size on each side
-            scale = max(1.0, self.crop_size / min(width, height))
-            size = (max(self.crop_size, round(width * scale)), max(self.crop_size, round(height * scale)))
-        return size
 
 
 class _Loader:
@@ -212,9 +139,9 @@ def train_dataset(
     """
     preprocessing = preprocessing or Preprocessing()
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     if batch_size > 1 and not preprocessing.crops:
-        raise ValueError(
+        raise UsageError(
             f"preprocess={preprocessing.mode!r} gives images of varying sizes, which cannot be batched: "
             "use batch_size=1 or a mode that crops."
         )
@@ -222,7 +149,7 @@ def train_dataset(
     epoch_images = max(len(sources_a), len(sources_b))
     steps = steps_per_epoch or epoch_images // batch_size
     if steps < 1:
-        raise ValueError(
+        raise UsageError(
             f"An epoch of {epoch_images} image(s) makes no batch of {batch_size}: lower the batch size."
         )
     per_epoch = steps * batch_size
@@ -326,29 +253,35 @@ def _sources(domain, check_files: bool) -> tuple[list[ImageSource], list[int]]:
         sources = list(domain)
         where = "the given list"
     if not sources:
-        raise ValueError(f"No images in {where}.")
+        raise UsageError(f"No images in {where}.")
     if not check_files:
         return sources, [0] * len(sources)
     sources, plain = scan_images(sources)
     if not sources:
-        raise ValueError(f"No readable image in {where}.")
+        raise UsageError(f"No readable image in {where}.")
     return sources, plain
 
 
-def domain_folders(data_dir: str | os.PathLike) -> dict[str, str]:
-    """The split folders of a dataset laid out as the official one: ``trainA``, ``trainB`` (required),
-    ``testA``, ``testB`` (optional). Returns ``{split: path}`` for the splits that exist.
+def domain_folders(
+    data_dir: str | os.PathLike, required: Sequence[str] = ("trainA", "trainB")
+) -> dict[str, str]:
+    """The split folders of a dataset laid out as the official one: ``trainA``, ``trainB``, ``testA``,
+    ``testB``. Returns ``{split: path}`` for the splits that exist.
+
+    Raises:
+        MissingInputError: a ``required`` split is missing (training needs the train splits,
+            evaluation the test splits).
     """
     data_dir = os.fspath(data_dir)
     if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"Data folder {data_dir!r} does not exist.")
+        raise MissingInputError(f"Data folder {data_dir!r} does not exist.")
     found = {split: os.path.join(data_dir, split) for split in SPLITS}
     found = {split: path for split, path in found.items() if os.path.isdir(path)}
-    missing = [split for split in ("trainA", "trainB") if split not in found]
+    missing = [split for split in required if split not in found]
     if missing:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"Data folder {data_dir!r} has no {' or '.join(missing)} folder: lay it out as "
-            "trainA/ (domain A), trainB/ (domain B), and optionally testA/, testB/."
+            "trainA/ (domain A), trainB/ (domain B), testA/, testB/ (their test images)."
         )
     return found
 
@@ -370,9 +303,9 @@ def tfds_images(name: str, split: str, data_dir: str | None = None, download: bo
 
     config = name.removeprefix("cycle_gan/")
     if config not in CYCLE_GAN_CONFIGS:
-        raise ValueError(f"Unknown cycle_gan dataset {name!r}; known: {', '.join(CYCLE_GAN_CONFIGS)}.")
+        raise UsageError(f"Unknown cycle_gan dataset {name!r}; known: {', '.join(CYCLE_GAN_CONFIGS)}.")
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+        raise UsageError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     try:
         dataset = tfds.load(
             f"cycle_gan/{config}",

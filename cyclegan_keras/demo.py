@@ -9,6 +9,8 @@ from importlib import resources
 import keras
 
 from cyclegan_keras.images import image_files
+from cyclegan_keras.outputs import check_output_folder
+from cyclegan_keras.runs import find_run, is_run_folder
 from cyclegan_keras.training import TrainConfig, load_config, train
 from cyclegan_keras.translate import keras_translator, translate_files
 
@@ -42,10 +44,12 @@ def run_demo(out: str = "cyclegan-demo", epochs: int | None = None) -> dict[str,
     """Trains the demo model into ``out/run`` and translates a bundled test horse into ``out``.
 
     Returns the paths of the last sample grid and of the translated photo, which it also prints.
+    ``out`` must be new, empty, or a previous demo's folder (then the demo resumes or finishes there).
     """
     config = demo_config(out, epochs)
     run_dir = config.out
-    resume = os.path.isfile(os.path.join(run_dir, "checkpoints", "latest"))
+    check_output_folder(out, lambda path: is_run_folder(run_dir), "demo")
+    resume = find_run(run_dir) is not None
     if resume:
         config = dataclasses.replace(
             load_config(run_dir), epochs=config.epochs, epochs_decay=config.epochs_decay
@@ -53,7 +57,7 @@ def run_demo(out: str = "cyclegan-demo", epochs: int | None = None) -> dict[str,
     result = train(config, resume=resume, verbose=2)
     horse = image_files(os.path.join(sample_data_dir(), "testA"))[0]
     generator = keras.models.load_model(result.generator_ab)
-    (translated,) = translate_files(keras_translator(generator), [horse], out)
+    (translated,) = translate_files(keras_translator(generator), [horse], out, overwrite=True)
     grids = sorted(os.listdir(os.path.join(run_dir, "samples")))
     paths = {"sample_grid": os.path.join(run_dir, "samples", grids[-1]), "translated": translated}
     print(f"Sample grid (real | translated | back): {paths['sample_grid']}")

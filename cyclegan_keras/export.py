@@ -14,7 +14,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cyclegan_keras.errors import MissingExtraError, MissingInputError, UsageError
 from cyclegan_keras.images import image_files, resized_images, to_float
+from cyclegan_keras.outputs import check_output_file, check_output_folder, is_saved_model
 from cyclegan_keras.translate import MULTIPLE, Translator, keras_translator
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -55,8 +57,24 @@ TABLE_HEADER = (
 )
 
 
-def _direction(generator: keras.Model) -> str:
-    return "b_to_a" if generator.name.endswith("ba") else "a_to_b"
+def model_path(model: str | os.PathLike) -> str:
+    """``model`` itself when it names a file or folder, else the cached file of the pretrained generator
+    of that name (downloaded and converted once: ``cyclegan_keras.presets``).
+
+    Raises:
+        MissingInputError: no such file, and no pretrained generator of that name.
+    """
+    model = os.fspath(model)
+    if os.path.exists(model) or os.sep in model or os.path.splitext(model)[1]:
+        return model
+    from cyclegan_keras.presets import PRETRAINED, check_name, pretrained_path
+
+    if model not in PRETRAINED:
+        try:
+            check_name(model)
+        except UsageError as error:
+            raise MissingInputError(f"No model file {model!r}. {error}") from None
+    return pretrained_path(model)
 
 
 def _normalise(images):
@@ -86,8 +104,12 @@ def export_saved_model(generator: keras.Model, path: str | os.PathLike) -> str:
     - ``translate_float``: ``images`` float32 in [-1, 1] -> ``images`` float32 in [-1, 1].
 
     For TensorFlow Serving, put the folder in a numbered version folder (``models/zebra/1``).
+
+    Raises:
+        OutputExistsError: ``path`` is a file, or a folder that holds anything but a SavedModel.
     """
     path = os.fspath(path)
+    check_output_folder(path, is_saved_model, "SavedModel")
     archive = keras.export.ExportArchive()
     archive.track(generator)
 
@@ -107,9 +129,17 @@ def export_saved_model(generator: keras.Model, path: str | os.PathLike) -> str:
         translate_float,
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")],
     )
-    if os.path.exists(path):
-        shutil.rmtree(path)
-    archive.write_out(path, verbose=False)
+    # Written beside the target and moved into place, so a failed export leaves the old one whole.
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".saved_model-", dir=parent)
+    try:
+        archive.write_out(staging, verbose=False)
+        if os.path.isdir(path):
+            shutil.rmtree(path)  # checked above: empty, or a SavedModel
+        os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 
@@ -130,6 +160,7 @@ def export_tflite(
     dynamic_size: bool = False,
     uint8_io: bool = False,
     calibration: Sequence[np.ndarray] = (),
+    direction: str = "a_to_b",
 ) -> str:
     """Writes a LiteRT (TFLite) generator that uses builtin ops only, plus ``<path>.json`` metadata.
 
@@ -142,17 +173,21 @@ def export_tflite(
         dynamic_size: take any height and width instead (padding inside the model).
         uint8_io: take and return ``uint8`` pixels instead of float32 in [-1, 1].
         calibration: ``uint8`` photos ``[H, W, 3]`` at ``input_size``, for ``int8``.
+        direction: what the generator translates (``a_to_b`` or ``b_to_a``), for the metadata.
 
     Raises:
-        ValueError: bad options; RuntimeError: the model would need Flex or custom ops.
+        UsageError: bad options; OutputExistsError: ``path`` (or ``<path>.json``) holds something
+            else; RuntimeError: the model would need Flex or custom ops.
     """
     path = os.fspath(path)
+    check_output_file(path, "tflite")
+    check_output_file(path + ".json", "tflite_metadata")
     if quantize not in (None, *QUANTIZATIONS):
-        raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None; got {quantize!r}")
+        raise UsageError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None; got {quantize!r}")
     if input_size % MULTIPLE or input_size < 8:
-        raise ValueError(f"input_size must be a multiple of {MULTIPLE} and at least 8, got {input_size}")
+        raise UsageError(f"input_size must be a multiple of {MULTIPLE} and at least 8, got {input_size}")
     if quantize == "int8" and not calibration:
-        raise ValueError("int8 quantization needs calibration images (--calibration-dir)")
+        raise UsageError("int8 quantization needs calibration images (--calibration-dir)")
     side = None if dynamic_size else input_size
     dtype = tf.uint8 if uint8_io else tf.float32
 
@@ -187,7 +222,7 @@ def export_tflite(
         file.write(flatbuffer)
     check_builtin_ops(path)
     metadata = {
-        "direction": _direction(generator),
+        "direction": direction,
         "input": {
             "name": "images",
             "shape": [1, side or -1, side or -1, 3],
@@ -225,11 +260,18 @@ def check_builtin_ops(path: str | os.PathLike) -> None:
 
 
 def export_onnx(generator: keras.Model, path: str | os.PathLike, opset: int = 17) -> str:
-    """Writes an ONNX generator (float32 [-1, 1], dynamic height and width). Needs the ``onnx`` extra."""
+    """Writes an ONNX generator (float32 [-1, 1], dynamic height and width). Needs the ``onnx`` extra.
+
+    Raises:
+        OutputExistsError: ``path`` holds something other than an ONNX model.
+    """
+    check_output_file(path, "onnx")
     try:
         import tf2onnx
     except ImportError as error:
-        raise ImportError("ONNX export needs the onnx extra: pip install 'cyclegan-keras[onnx]'") from error
+        raise MissingExtraError(
+            "ONNX export needs the onnx extra: pip install 'cyclegan-keras[onnx]'"
+        ) from error
     spec = [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]
 
     @tf.function(input_signature=spec)
@@ -246,16 +288,17 @@ def load_translator(
     """A ``Translator`` (uint8 photo in, same-size uint8 photo out) for any exported generator.
 
     Args:
-        path: a ``.keras`` generator or whole CycleGAN, a SavedModel folder, a ``.tflite`` or an ``.onnx``.
+        path: a ``.keras`` generator or whole CycleGAN, a SavedModel folder, a ``.tflite``, an ``.onnx``,
+            or the name of a pretrained generator (``cyclegan_keras.presets.PRETRAINED``).
         direction: which generator of a whole CycleGAN file.
         threads: CPU threads for LiteRT and ONNX Runtime.
     """
-    path = os.fspath(path)
+    path = model_path(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"No model at {path!r}.")
+        raise MissingInputError(f"No model at {path!r}.")
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-            raise ValueError(f"{path!r} is a folder but not a SavedModel (no saved_model.pb).")
+            raise UsageError(f"{path!r} is a folder but not a SavedModel (no saved_model.pb).")
         loaded = tf.saved_model.load(path)  # kept alive by the closure: it owns the variables
 
         def translate(pixels: np.ndarray) -> np.ndarray:
@@ -269,18 +312,15 @@ def load_translator(
     if path.endswith(".onnx"):
         return _onnx_translator(path, threads)
     if path.endswith(".keras"):
-        model = keras.models.load_model(path, safe_mode=True)
-        if hasattr(model, "translate"):
-            model = model.generator_ab if direction == "a_to_b" else model.generator_ba
-        return keras_translator(model)
-    raise ValueError(f"Unknown model file {path!r}: expected .keras, .tflite, .onnx or a SavedModel folder.")
+        return keras_translator(load_generator(path, direction))
+    raise UsageError(f"Unknown model file {path!r}: expected .keras, .tflite, .onnx or a SavedModel folder.")
 
 
 def _onnx_session(path: str, threads: int | None):
     try:
         import onnxruntime
     except ImportError as error:
-        raise ImportError(
+        raise MissingExtraError(
             "Running .onnx files needs onnxruntime: pip install 'cyclegan-keras[onnx]'"
         ) from error
     options = onnxruntime.SessionOptions()
@@ -372,7 +412,7 @@ def verify_export(
         outputs = np.concatenate([session.run(None, {name: x[None]})[0] for x in floats])
         ms = _timed(lambda: session.run(None, {name: floats[:1]}))
     else:
-        raise ValueError(f"Cannot verify {path!r}")
+        raise UsageError(f"Cannot verify {path!r}")
     size = (
         sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
         if os.path.isdir(path)
@@ -417,21 +457,24 @@ def verification_photos(folder: str | os.PathLike | None, size: int, count: int 
         folder = os.path.join(sample_data_dir(), "testA")
     photos = resized_images(image_files(folder), size, count)
     if not photos:
-        raise ValueError(f"No readable photo in {os.fspath(folder)!r} to verify or calibrate with.")
+        raise UsageError(f"No readable photo in {os.fspath(folder)!r} to verify or calibrate with.")
     return photos
 
 
 def load_generator(path: str | os.PathLike, direction: str = "a_to_b") -> keras.Model:
-    """A generator from a ``.keras`` file (a generator or a whole CycleGAN), or an official
-    ``.pth``/``.npz`` checkpoint."""
-    path = os.fspath(path)
+    """A generator from a ``.keras`` file (a generator or a whole CycleGAN), an official ``.pth``/``.npz``
+    checkpoint, or the name of a pretrained generator (``cyclegan_keras.presets.PRETRAINED``)."""
+    path = model_path(path)
     if path.endswith((".pth", ".npz")):
         from cyclegan_keras.official import load_official_generator
 
         return load_official_generator(path, name="generator_ab" if direction == "a_to_b" else "generator_ba")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No model file {path!r}.")
-    model = keras.models.load_model(path, safe_mode=True)
+        raise MissingInputError(f"No model file {path!r}.")
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except (OSError, ValueError, TypeError) as error:  # not a zip, not a Keras archive, unknown classes
+        raise UsageError(f"{path!r} is not a .keras model this package can load: {error}") from error
     if hasattr(model, "translate"):
         return model.generator_ab if direction == "a_to_b" else model.generator_ba
     return model
@@ -450,11 +493,12 @@ def export_generator(
     verify_dir: str | os.PathLike | None = None,
     threads: int | None = 2,
     verbose: bool = True,
+    direction: str = "a_to_b",
 ) -> Verification:
     """Exports a generator, verifies it on real photos against Keras, and prints the table.
 
     Args:
-        model: a generator, or a path for ``load_generator``.
+        model: a generator, or a path or pretrained name for ``load_generator``.
         format: ``saved_model``, ``tflite`` or ``onnx``.
         out: the file (or SavedModel folder) to write.
         quantize, input_size, dynamic_size, uint8_io: LiteRT options (``export_tflite``).
@@ -462,15 +506,17 @@ def export_generator(
         verify_dir: photos to verify on (default: the bundled test photos).
         threads: CPU threads when timing LiteRT and ONNX Runtime.
         verbose: print the verification table.
+        direction: which generator of a whole CycleGAN ``.keras`` file, and what the exported one
+            translates (LiteRT metadata).
 
     Raises:
         ExportVerificationError: the file misses its accuracy bound (see ``check_verification``).
     """
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+        raise UsageError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
     if format != "tflite" and (quantize or dynamic_size or uint8_io):
-        raise ValueError("--quantize, --dynamic-size and --uint8-io apply to --format tflite only")
-    generator = model if isinstance(model, keras.Model) else load_generator(model)
+        raise UsageError("--quantize, --dynamic-size and --uint8-io apply to --format tflite only")
+    generator = model if isinstance(model, keras.Model) else load_generator(model, direction)
     out = os.fspath(out)
     if os.path.dirname(out):
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -486,6 +532,7 @@ def export_generator(
             dynamic_size=dynamic_size,
             uint8_io=uint8_io,
             calibration=calibration,
+            direction=direction,
         )
     else:
         export_onnx(generator, out)

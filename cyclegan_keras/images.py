@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image, ImageOps
 
+from cyclegan_keras.errors import MissingInputError, UsageError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 _EXIF_ORIENTATION = 0x0112
@@ -32,7 +34,7 @@ def image_files(folder: str | os.PathLike) -> list[str]:
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"Image folder {folder!r} does not exist.")
+        raise MissingInputError(f"Image folder {folder!r} does not exist.")
     found = [
         os.path.join(root, name)
         for root, _, names in os.walk(folder)
@@ -40,7 +42,7 @@ def image_files(folder: str | os.PathLike) -> list[str]:
         if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
     ]
     if not found:
-        raise ValueError(
+        raise UsageError(
             f"Image folder {folder!r} holds no images (looked recursively for {', '.join(IMAGE_EXTENSIONS)})."
         )
     return sorted(found)

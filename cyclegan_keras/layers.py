@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from cyclegan_keras.errors import UsageError
+
 PACKAGE = "cyclegan_keras"
 
 
@@ -23,7 +25,7 @@ class ReflectionPadding2D(keras.layers.Layer):
     def __init__(self, padding: int = 1, **kwargs):
         super().__init__(**kwargs)
         if padding < 0:
-            raise ValueError(f"padding must be >= 0, got {padding}")
+            raise UsageError(f"padding must be >= 0, got {padding}")
         self.padding = int(padding)
 
     def call(self, inputs):
@@ -31,7 +33,7 @@ class ReflectionPadding2D(keras.layers.Layer):
         for axis in (1, 2):
             size = inputs.shape[axis]
             if size is not None and size <= p:
-                raise ValueError(
+                raise UsageError(
                     f"ReflectionPadding2D({p}) needs more than {p} pixels on each side; got a "
                     f"{'height' if axis == 1 else 'width'} of {size}. Use larger images."
                 )
@@ -69,7 +71,7 @@ class InstanceNormalization(keras.layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         if (self.center or self.scale) and channels is None:
-            raise ValueError("InstanceNormalization with center/scale needs a known channel count.")
+            raise UsageError("InstanceNormalization with center/scale needs a known channel count.")
         self.gamma = (
             self.add_weight(shape=(channels,), initializer="ones", name="gamma") if self.scale else None
         )

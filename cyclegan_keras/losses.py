@@ -6,15 +6,15 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-GAN_MODES = ("lsgan", "vanilla", "wgangp", "hinge")
+from cyclegan_keras.config import GAN_MODES, check_choice
+from cyclegan_keras.errors import UsageError
+
 GRADIENT_PENALTY_WEIGHT = 10.0
 
 
 def check_gan_mode(gan_mode: str) -> str:
     """Returns ``gan_mode`` if it is one of ``GAN_MODES``, else raises a ``ValueError`` listing them."""
-    if gan_mode not in GAN_MODES:
-        raise ValueError(f"gan_mode must be one of {', '.join(GAN_MODES)}; got {gan_mode!r}")
-    return gan_mode
+    return check_choice("gan_mode", gan_mode, GAN_MODES)
 
 
 def generator_adversarial_loss(fake_scores: tf.Tensor, gan_mode: str = "lsgan") -> tf.Tensor:
@@ -31,7 +31,7 @@ def generator_adversarial_loss(fake_scores: tf.Tensor, gan_mode: str = "lsgan") 
         return _cross_entropy(scores, 1.0)
     if gan_mode in ("wgangp", "hinge"):
         return -tf.reduce_mean(scores)
-    raise ValueError(check_gan_mode(gan_mode))
+    raise UsageError(check_gan_mode(gan_mode))
 
 
 def discriminator_adversarial_loss(
@@ -55,7 +55,7 @@ def discriminator_adversarial_loss(
     elif gan_mode == "hinge":
         terms = tf.reduce_mean(tf.nn.relu(1.0 - real)) + tf.reduce_mean(tf.nn.relu(1.0 + fake))
     else:
-        raise ValueError(check_gan_mode(gan_mode))
+        raise UsageError(check_gan_mode(gan_mode))
     return 0.5 * terms
 
 

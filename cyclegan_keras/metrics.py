@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from cyclegan_keras.errors import UsageError
+
 
 def _features(name: str, features) -> np.ndarray:
     array = np.asarray(features)
     if array.ndim != 2 or array.shape[0] < 2:
-        raise ValueError(f"{name} must be a [N, D] feature array with N >= 2. Received: shape={array.shape}")
+        raise UsageError(f"{name} must be a [N, D] feature array with N >= 2. Received: shape={array.shape}")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} holds NaN or Inf values.")
+        raise UsageError(f"{name} holds NaN or Inf values.")
     return array
 
 
@@ -37,7 +39,7 @@ def frechet_distance(features_a, features_b) -> float:
     a = _features("features_a", features_a).astype(np.float64)
     b = _features("features_b", features_b).astype(np.float64)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"Feature sizes differ: {a.shape[1]} and {b.shape[1]}.")
+        raise UsageError(f"Feature sizes differ: {a.shape[1]} and {b.shape[1]}.")
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
     # Centred and scaled so that S = X^T X.
     xa = (a - mean_a) / np.sqrt(a.shape[0] - 1)
@@ -89,9 +91,9 @@ def kernel_inception_distance(
     a = _features("features_a", features_a)
     b = _features("features_b", features_b)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"Feature sizes differ: {a.shape[1]} and {b.shape[1]}.")
+        raise UsageError(f"Feature sizes differ: {a.shape[1]} and {b.shape[1]}.")
     if subsets < 1 or subset_size < 2:
-        raise ValueError(f"Need subsets >= 1 and subset_size >= 2. Received: {subsets=}, {subset_size=}")
+        raise UsageError(f"Need subsets >= 1 and subset_size >= 2. Received: {subsets=}, {subset_size=}")
     m = min(subset_size, a.shape[0], b.shape[0])
     dims = a.shape[1]
     # Every subset's kernel values are entries of the three whole Gram matrices: one float32 matrix

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from cyclegan_keras.errors import UsageError
 from cyclegan_keras.layers import PACKAGE
 from cyclegan_keras.losses import (
     check_gan_mode,
@@ -79,7 +80,7 @@ class CycleGAN(keras.Model):
             ("lambda_identity", lambda_identity),
         ):
             if value < 0:
-                raise ValueError(f"{key} must be >= 0, got {value}")
+                raise UsageError(f"{key} must be >= 0, got {value}")
         self.generator_ab = generator_ab
         self.generator_ba = generator_ba
         self.discriminator_a = discriminator_a
@@ -212,7 +213,7 @@ class CycleGAN(keras.Model):
     def translate(self, images, direction: str = "a_to_b"):
         """Translates a batch of images in [-1, 1]: ``"a_to_b"`` (default) or ``"b_to_a"``."""
         if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+            raise UsageError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         generator = self.generator_ab if direction == "a_to_b" else self.generator_ba
         return generator(images, training=False)
 
@@ -301,7 +302,7 @@ def _unpack(data):
         a, b, _ = keras.utils.unpack_x_y_sample_weight(tuple(data))
         if b is not None:
             return a, b
-    raise ValueError(
+    raise UsageError(
         "CycleGAN trains on batches of (a, b): a dataset of pairs of image batches, one from each "
         "domain (or dicts with keys 'a' and 'b'), e.g. model.fit(dataset_of_pairs). "
         f"Got {type(data).__name__}."

@@ -12,6 +12,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from cyclegan_keras.config import GENERATORS, check_choice
+from cyclegan_keras.errors import UsageError
 from cyclegan_keras.layers import InstanceNormalization, ReflectionPadding2D
 
 INIT_STDDEV = 0.02
@@ -59,7 +61,21 @@ def _output(x, name: str = "tanh"):
 def _check_positive(**values: int) -> None:
     for key, value in values.items():
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be a positive integer, got {value!r}")
+            raise UsageError(f"{key} must be a positive integer, got {value!r}")
+
+
+def generator(architecture: str, ngf: int = 64, name: str = "generator") -> keras.Model:
+    """The generator an official architecture name gives (``GENERATORS``), as the official ``define_G``.
+
+    Args:
+        architecture: ``resnet_9blocks``, ``resnet_6blocks``, ``unet_256`` or ``unet_128``.
+        ngf: filters of the first conv layer.
+        name: the model's name.
+    """
+    kind, depth = GENERATORS[check_choice("generator", architecture, tuple(GENERATORS))]
+    if kind == "resnet":
+        return resnet_generator(n_blocks=depth, ngf=ngf, name=name)
+    return unet_generator(num_downs=depth, ngf=ngf, name=name)
 
 
 def resnet_generator(
@@ -87,7 +103,7 @@ def resnet_generator(
     """
     _check_positive(ngf=ngf, input_channels=input_channels, output_channels=output_channels)
     if not isinstance(n_blocks, int) or n_blocks < 0:
-        raise ValueError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
+        raise UsageError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
     inputs = keras.Input((None, None, input_channels), name="image")
     x = ReflectionPadding2D(3, name="pad_in")(inputs)
     x = _conv(ngf, 7, 1, "conv_in")(x)
@@ -142,7 +158,7 @@ def unet_generator(
     """
     _check_positive(ngf=ngf, input_channels=input_channels, output_channels=output_channels)
     if not isinstance(num_downs, int) or num_downs < 5:
-        raise ValueError(f"num_downs must be an integer >= 5, got {num_downs!r}")
+        raise UsageError(f"num_downs must be an integer >= 5, got {num_downs!r}")
     # Filters (outer, inner) of each level, outermost first, as the official block stack.
     levels = [(output_channels, ngf), (ngf, ngf * 2), (ngf * 2, ngf * 4), (ngf * 4, ngf * 8)]
     levels += [(ngf * 8, ngf * 8)] * (num_downs - 4)

@@ -9,7 +9,9 @@ from collections.abc import Mapping
 import keras
 import numpy as np
 
+from cyclegan_keras.errors import MissingInputError, UsageError
 from cyclegan_keras.networks import resnet_generator, unet_generator
+from cyclegan_keras.pth import read_pth
 
 # Instance-norm buffers that old official checkpoints carry; the official loader drops them too.
 _NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -64,7 +66,7 @@ def official_keys(model: keras.Model) -> dict[str, str]:
         return _unet_keys(model)
     if "conv_0" in names:
         return _patchgan_keys(model)
-    raise ValueError(
+    raise UsageError(
         f"Model {model.name!r} was not built by resnet_generator, unet_generator or "
         "patchgan_discriminator, so its layers have no official counterparts."
     )
@@ -104,7 +106,7 @@ def load_official_weights(model: keras.Model, state_dict: Mapping[str, object]) 
     missing = sorted(expected - arrays.keys())
     unexpected = sorted(arrays.keys() - expected)
     if missing or unexpected:
-        raise ValueError(
+        raise UsageError(
             f"The checkpoint does not fit model {model.name!r}. "
             f"Missing keys: {missing or 'none'}. Unexpected keys: {unexpected or 'none'}."
         )
@@ -114,7 +116,7 @@ def load_official_weights(model: keras.Model, state_dict: Mapping[str, object]) 
         bias = arrays[f"{prefix}.bias"]
         shapes = [tuple(w.shape) for w in layer.weights]
         if [kernel.shape, bias.shape] != shapes:
-            raise ValueError(
+            raise UsageError(
                 f"{prefix} has kernel {kernel.shape} and bias {bias.shape} after transposing, but "
                 f"layer {layer_name!r} of {model.name!r} needs {shapes}: the architecture differs."
             )
@@ -123,27 +125,21 @@ def load_official_weights(model: keras.Model, state_dict: Mapping[str, object]) 
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads an official checkpoint: a PyTorch ``.pth`` (needs PyTorch) or an ``.npz`` of the same keys.
+    """Reads an official checkpoint, a PyTorch ``.pth`` (no PyTorch needed) or an ``.npz`` of the same keys.
 
-    ``.pth`` files are opened with ``weights_only=True``, which refuses pickled code.
+    ``.pth`` files of both of PyTorch's formats are read by ``cyclegan_keras.pth.read_pth``, which is
+    as safe as ``torch.load(weights_only=True)``: a file whose pickle would run code is refused.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"No checkpoint file at {path!r}.")
+        raise MissingInputError(f"No checkpoint file at {path!r}.")
     if path.endswith(".npz"):
-        with np.load(path) as data:
-            return _clean(dict(data))
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            f"Reading {path!r} needs PyTorch (`pip install torch`), or convert it to .npz elsewhere "
-            "with numpy.savez(path, **{k: v.numpy() for k, v in state_dict.items()})."
-        ) from error
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state_dict, Mapping):
-        raise ValueError(f"{path!r} holds a {type(state_dict).__name__}, not a state dict.")
-    return _clean(state_dict)
+        try:
+            with np.load(path) as data:
+                return _clean(dict(data))
+        except (OSError, ValueError) as error:
+            raise UsageError(f"{path!r} is not a readable .npz file: {error}") from error
+    return _clean(read_pth(path))
 
 
 def load_official_generator(path: str | os.PathLike, name: str = "generator") -> keras.Model:
@@ -153,7 +149,7 @@ def load_official_generator(path: str | os.PathLike, name: str = "generator") ->
     read from the keys and shapes, so ``horse2zebra.pth`` gives a 9-block ResNet generator.
 
     Args:
-        path: a ``.pth`` file (PyTorch must be installed) or an ``.npz`` of the same keys.
+        path: a ``.pth`` file or an ``.npz`` of the same keys.
         name: the Keras model's name.
 
     Returns:
@@ -171,7 +167,7 @@ def load_official_generator(path: str | os.PathLike, name: str = "generator") ->
         ngf = arrays["model.model.0.weight"].shape[0]
         model = unet_generator(num_downs=downs, ngf=int(ngf), name=name)
     else:
-        raise ValueError(
+        raise UsageError(
             f"{os.fspath(path)!r} is not an official ResNet or U-Net generator checkpoint "
             f"(first keys: {sorted(arrays)[:5]})."
         )

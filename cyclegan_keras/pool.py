@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from cyclegan_keras.errors import UsageError
 from cyclegan_keras.layers import PACKAGE
 
 
@@ -30,7 +31,7 @@ class ImagePool(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if not isinstance(size, int) or size < 0:
-            raise ValueError(f"size must be a non-negative integer, got {size!r}")
+            raise UsageError(f"size must be a non-negative integer, got {size!r}")
         self.size = size
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="pool_seed")
@@ -38,7 +39,7 @@ class ImagePool(keras.layers.Layer):
     def build(self, input_shape):
         _, height, width, channels = input_shape
         if self.size and None in (height, width, channels):
-            raise ValueError(
+            raise UsageError(
                 f"ImagePool(size={self.size}) needs images of a fixed size, got shape {input_shape}. "
                 "Crop training images to a fixed size, or set pool_size=0."
             )

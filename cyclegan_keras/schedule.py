@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from cyclegan_keras.errors import UsageError
+
 
 def linear_decay_factor(epoch: int, n_epochs: int = 100, n_epochs_decay: int = 100) -> float:
     """The factor on the initial learning rate for ``epoch``, counted from 1 as in the paper.
@@ -12,7 +14,7 @@ def linear_decay_factor(epoch: int, n_epochs: int = 100, n_epochs_decay: int = 1
     falling linearly to ``1 / (n_epochs_decay + 1)`` at the last epoch, as the official ``linear`` policy.
     """
     if epoch < 1:
-        raise ValueError(f"epochs count from 1, got {epoch}")
+        raise UsageError(f"epochs count from 1, got {epoch}")
     return 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1)
 
 
@@ -31,7 +33,7 @@ class LinearDecay(keras.callbacks.Callback):
     def __init__(self, n_epochs: int = 100, n_epochs_decay: int = 100, learning_rate: float = 2e-4):
         super().__init__()
         if n_epochs < 0 or n_epochs_decay < 0:
-            raise ValueError("n_epochs and n_epochs_decay must be >= 0")
+            raise UsageError("n_epochs and n_epochs_decay must be >= 0")
         self.n_epochs = n_epochs
         self.n_epochs_decay = n_epochs_decay
         self.learning_rate = learning_rate

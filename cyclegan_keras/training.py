@@ -8,107 +8,23 @@ import json
 import os
 import platform
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from cyclegan_keras.checkpoint import Checkpointer, TrainingStopped, latest_checkpoint, restore_checkpoint
-from cyclegan_keras.data import Preprocessing, domain_folders, tfds_images, train_dataset
+from cyclegan_keras.checkpoint import Checkpointer, TrainingStopped, latest_checkpoint
+from cyclegan_keras.config import STRATEGIES, TrainConfig, check_choice
+from cyclegan_keras.data import domain_folders, tfds_images, train_dataset
+from cyclegan_keras.errors import UsageError
 from cyclegan_keras.images import image_files, resized_images, to_float
 from cyclegan_keras.model import CycleGAN, official_adam
-from cyclegan_keras.networks import patchgan_discriminator, resnet_generator, unet_generator
+from cyclegan_keras.networks import generator, patchgan_discriminator
+from cyclegan_keras.runs import CHECKPOINTS, check_new_run, find_run, resume_run
 from cyclegan_keras.samples import SampleImages
 from cyclegan_keras.schedule import LinearDecay
 from cyclegan_keras.version import __version__
-
-GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-STRATEGIES = ("default", "mirrored", "multi_worker")
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a run; the defaults are the official CycleGAN recipe.
-
-    Data comes from ``data_dir`` (trainA/trainB folders) when given, else from the ``tfds`` dataset
-    ``cycle_gan/<dataset>``. ``epochs`` run at the full learning rate, then ``epochs_decay`` decay it
-    linearly to zero. ``steps_per_epoch`` shortens epochs for quick runs. ``deterministic`` turns on
-    TensorFlow's op determinism so that the same seed gives the same weights.
-    """
-
-    dataset: str = "horse2zebra"
-    data_dir: str | None = None
-    generator: str = "resnet_9blocks"
-    ngf: int = 64
-    ndf: int = 64
-    n_layers_d: int = 3
-    load_size: int = 286
-    crop_size: int = 256
-    preprocess: str = "resize_and_crop"
-    no_flip: bool = False
-    epochs: int = 100
-    epochs_decay: int = 100
-    batch_size: int = 1
-    lr: float = 2e-4
-    beta1: float = 0.5
-    lambda_a: float = 10.0
-    lambda_b: float = 10.0
-    lambda_identity: float = 0.5
-    pool_size: int = 50
-    gan_mode: str = "lsgan"
-    seed: int = 0
-    out: str = "runs/cyclegan"
-    steps_per_epoch: int | None = None
-    sample_every: int = 1
-    num_samples: int = 3
-    cache: bool = False
-    deterministic: bool = False
-    precision: str = "float32"
-    strategy: str = "default"
-    jit_compile: bool = False
-    steps_per_execution: int = 1
-    versions: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.generator not in GENERATORS:
-            raise ValueError(f"generator must be one of {', '.join(GENERATORS)}; got {self.generator!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}")
-        for key in (
-            "ngf",
-            "ndf",
-            "n_layers_d",
-            "batch_size",
-            "sample_every",
-            "num_samples",
-            "steps_per_execution",
-        ):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
-            raise ValueError("epochs and epochs_decay must be >= 0 and add up to at least 1")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.generator.startswith("unet"):
-            multiple = 2 ** (8 if self.generator == "unet_256" else 7)
-            if self.crop_size % multiple:
-                raise ValueError(
-                    f"{self.generator} needs crop_size a multiple of {multiple}, got {self.crop_size}"
-                )
-        self.preprocessing()  # validates the preprocessing options
-
-    def preprocessing(self) -> Preprocessing:
-        return Preprocessing(self.preprocess, self.load_size, self.crop_size, not self.no_flip)
-
-    @property
-    def total_epochs(self) -> int:
-        return self.epochs + self.epochs_decay
 
 
 @dataclass
@@ -124,10 +40,7 @@ class RunResult:
 
 def build_generator(config: TrainConfig, name: str) -> keras.Model:
     """The generator that ``config.generator`` names."""
-    kind, size = config.generator.split("_")
-    if kind == "resnet":
-        return resnet_generator(n_blocks=int(size.removesuffix("blocks")), ngf=config.ngf, name=name)
-    return unet_generator(num_downs=8 if size == "256" else 7, ngf=config.ngf, name=name)
+    return generator(config.generator, ngf=config.ngf, name=name)
 
 
 def build_cyclegan(config: TrainConfig) -> CycleGAN:
@@ -156,13 +69,12 @@ def build_cyclegan(config: TrainConfig) -> CycleGAN:
 def distribution_strategy(name: str) -> tf.distribute.Strategy:
     """``default`` (one device), ``mirrored`` (all local GPUs) or ``multi_worker`` (machines named by
     the ``TF_CONFIG`` environment variable), as ``tf.distribute`` strategies."""
+    check_choice("strategy", name, STRATEGIES)
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "default":
-        return tf.distribute.get_strategy()
-    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {name!r}")
+    return tf.distribute.get_strategy()
 
 
 def _domains(config: TrainConfig) -> dict[str, list]:
@@ -175,6 +87,26 @@ def _domains(config: TrainConfig) -> dict[str, list]:
         except Exception:  # test splits only feed the sample grids
             continue
     return splits
+
+
+def _evaluator(config: TrainConfig, splits: dict) -> list:
+    if not config.eval_every:
+        return []
+    from cyclegan_keras.evaluation import EvaluateEvery
+
+    missing = [split for split in ("testA", "testB") if split not in splits]
+    if missing:
+        raise UsageError(f"--eval-every scores the test splits, but the data has no {' or '.join(missing)}.")
+    return [
+        EvaluateEvery(
+            config.eval_every,
+            splits["testA"],
+            splits["testB"],
+            config.out,
+            size=config.crop_size,
+            inception=config.inception,
+        )
+    ]
 
 
 def _sample_images(sources: list, config: TrainConfig) -> np.ndarray:
@@ -223,26 +155,27 @@ def train(
 
     The run folder gets ``config.json``, ``history.csv``, TensorBoard logs in ``logs/``, a sample grid
     per epoch in ``samples/``, crash-safe checkpoints in ``checkpoints/``, and at the end
-    ``generator_ab.keras`` and ``generator_ba.keras``.
+    ``generator_ab.keras`` and ``generator_ba.keras``. With ``eval_every``, FID/KID columns in the
+    history and ``best_generator_ab.keras`` with ``best.json`` (``EvaluateEvery``).
 
     Args:
         config: the settings. To resume, pass the run's own (``load_config(out)``), with ``epochs``
             and ``epochs_decay`` raised to train longer if wanted.
-        resume: continue from the newest checkpoint in ``config.out``.
+        resume: continue from the newest checkpoint in ``config.out`` (``resume_run``: it says what it
+            resumed, or that there is nothing to resume and the run starts at epoch 1).
         verbose: ``model.fit``'s verbosity.
         callbacks: more ``model.fit`` callbacks, run after the run's own (checkpoints, history,
             samples, TensorBoard).
 
     Raises:
-        FileExistsError: ``config.out`` holds a checkpoint and ``resume`` is False.
+        OutputExistsError: ``resume`` is False and ``config.out`` holds a run with checkpoints, or
+            files of something else; nothing there is touched.
         TrainingStopped: a loss became NaN or Inf; the last good checkpoint is kept.
     """
     out = config.out
-    checkpoints = os.path.join(out, "checkpoints")
-    if not resume and latest_checkpoint(checkpoints) is not None:
-        raise FileExistsError(
-            f"{out!r} already holds a training run. Pass --resume to continue it, or choose another --out."
-        )
+    checkpoints = os.path.join(out, CHECKPOINTS)
+    if not resume or find_run(out) is None:
+        check_new_run(out)
     os.makedirs(out, exist_ok=True)
     config.versions = _versions()
     with open(os.path.join(out, "config.json"), "w") as file:
@@ -269,7 +202,7 @@ def _run(config: TrainConfig, checkpoints: str, resume: bool, verbose, extra_cal
         if resume:
             shape = (config.batch_size, config.crop_size, config.crop_size, 3)
             model.build(shape if config.preprocessing().crops else (config.batch_size, None, None, 3))
-            start = restore_checkpoint(model, checkpoints)
+            start = resume_run(model, out, verbose=verbose != 0)
     data = train_dataset(
         splits["trainA"],
         splits["trainB"],
@@ -293,6 +226,7 @@ def _run(config: TrainConfig, checkpoints: str, resume: bool, verbose, extra_cal
     callbacks = [
         LinearDecay(config.epochs, config.epochs_decay, config.lr),
         checkpointer,  # before the CSV row, so a row never claims an epoch that has no checkpoint
+        *_evaluator(config, splits),  # after the checkpointer, whose NaN check its NaN gaps would trip
         keras.callbacks.CSVLogger(history_path, append=start > 0),
         samples,
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),

@@ -10,7 +10,9 @@ import keras
 import numpy as np
 from PIL import Image
 
-from cyclegan_keras.images import IMAGE_EXTENSIONS, image_files, open_image, to_float, to_uint8
+from cyclegan_keras.errors import MissingInputError, UsageError
+from cyclegan_keras.images import IMAGE_EXTENSIONS, image_files, open_image, save_image, to_float, to_uint8
+from cyclegan_keras.outputs import check_new_files
 
 MULTIPLE = 4
 MIN_SIDE = 8  # the generators' own reflection padding needs at least this much
@@ -73,35 +75,68 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
             missing.append(item)
         found.extend(paths)
     if missing:
-        raise FileNotFoundError(f"No image found for: {', '.join(missing)}")
+        raise MissingInputError(f"No image found for: {', '.join(missing)}")
     return list(dict.fromkeys(found))
 
 
-def translate_files(
-    translator: Translator, inputs: Iterable[str], out_dir: str | os.PathLike, max_size: int | None = None
-) -> list[str]:
-    """Translates image files into ``out_dir``, each as ``<input name>.png``; returns the outputs.
+def output_paths(inputs: list[str], out: str | os.PathLike) -> list[str]:
+    """Where ``translate_files`` writes each input: ``out/<input name>.png``, or ``out`` itself when it
+    names an image file (then there must be exactly one input).
 
-    Args:
-        translator: see ``keras_translator`` (and ``cyclegan_keras.export.load_translator``).
-        inputs: files, folders or globs (``expand_inputs``).
-        out_dir: created if needed.
-        max_size: if given, photos whose longer side is larger are scaled down to it first.
+    Raises:
+        UsageError: ``out`` names a file but there are several inputs.
     """
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    written, used = [], set()
-    for path in expand_inputs(inputs):
-        image = open_image(path)
-        if max_size and max(image.size) > max_size:
-            image.thumbnail((max_size, max_size), Image.BICUBIC)
+    out = os.fspath(out)
+    if out.lower().endswith(IMAGE_EXTENSIONS) and not os.path.isdir(out):
+        if len(inputs) != 1:
+            raise UsageError(
+                f"--out {out!r} names one image file but there are {len(inputs)} inputs: pass a folder."
+            )
+        return [out]
+    targets, used = [], set()
+    for path in inputs:
         stem = os.path.splitext(os.path.basename(path))[0]
         name, n = f"{stem}.png", 1
         while name in used:  # same names from different folders
             n += 1
             name = f"{stem}_{n}.png"
         used.add(name)
-        target = os.path.join(out_dir, name)
-        Image.fromarray(translator(np.asarray(image))).save(target)
-        written.append(target)
-    return written
+        targets.append(os.path.join(out, name))
+    return targets
+
+
+def translate_files(
+    translator: Translator,
+    inputs: Iterable[str],
+    out: str | os.PathLike,
+    max_size: int | None = None,
+    overwrite: bool = False,
+) -> list[str]:
+    """Translates image files into ``out``; returns the files written.
+
+    Args:
+        translator: see ``keras_translator`` (and ``cyclegan_keras.export.load_translator``).
+        inputs: files, folders or globs (``expand_inputs``).
+        out: a folder (created if needed) that gets ``<input name>.png`` for each input, or, for one
+            input, the image file to write (its extension picks the format).
+        max_size: if given, photos whose longer side is larger are scaled down to it first.
+        overwrite: replace output files that exist already. An input is never replaced.
+
+    Raises:
+        OutputExistsError: an output exists (and ``overwrite`` is False), or is one of the inputs;
+            checked before anything is written.
+    """
+    paths = expand_inputs(inputs)
+    targets = output_paths(paths, out)
+    check_new_files(targets, protected=paths, overwrite=overwrite)
+    for path, target in zip(paths, targets):
+        try:
+            image = open_image(path)
+        except (OSError, ValueError) as error:  # Pillow's ways of saying "not an image I can read"
+            raise UsageError(
+                f"Cannot read {path!r} as an image ({error}); nothing more was written."
+            ) from error
+        if max_size and max(image.size) > max_size:
+            image.thumbnail((max_size, max_size), Image.BICUBIC)
+        save_image(translator(np.asarray(image)), target)
+    return targets

@@ -1,0 +1,211 @@
+"""Every setting of a training run, declared once: ``TrainConfig``, the names it accepts, ``Preprocessing``.
+
+Each ``TrainConfig`` field carries its command-line flag, help text, choices and bounds as metadata;
+``cyclegan-keras train``'s options are generated from them and ``TrainConfig`` validates with them,
+so an option cannot get two defaults or two rules. This module imports no TensorFlow (the command
+line's help reads it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from cyclegan_keras.errors import UsageError
+
+# Generator architectures by the official names (``--netG`` of the official code): kind and depth
+# (residual blocks for ResNet, downsamplings for U-Net). ``networks.generator`` builds them.
+GENERATORS = {
+    "resnet_9blocks": ("resnet", 9),
+    "resnet_6blocks": ("resnet", 6),
+    "unet_256": ("unet", 8),
+    "unet_128": ("unet", 7),
+}
+GAN_MODES = ("lsgan", "vanilla", "wgangp", "hinge")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
+CYCLE_GAN_CONFIGS = (
+    "apple2orange",
+    "summer2winter_yosemite",
+    "horse2zebra",
+    "monet2photo",
+    "cezanne2photo",
+    "ukiyoe2photo",
+    "vangogh2photo",
+    "maps",
+    "cityscapes",
+    "facades",
+    "iphone2dslr_flower",
+)
+
+
+def check_choice(key: str, value: Any, choices) -> Any:
+    """Returns ``value`` if it is one of ``choices``, else raises a ``UsageError`` that lists them."""
+    if value not in choices:
+        raise UsageError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """The official preprocessing options (``--preprocess``, ``--load_size``, ``--crop_size``, ``--no_flip``).
+
+    Args:
+        mode: ``resize_and_crop`` (default): resize to ``load_size`` square, random crop ``crop_size``;
+            ``crop``: random crop only; ``scale_width``: width to ``load_size`` keeping the aspect (height
+            at least ``crop_size``); ``scale_width_and_crop``: that, then a random crop; ``none``: only
+            round the sides to multiples of 4. The last two without crop give varying sizes, so they
+            need a batch size of 1.
+        load_size: the size images are scaled to before cropping (286).
+        crop_size: the size of the crops the networks train on (256).
+        flip: random horizontal flips (the official default; ``--no_flip`` turns them off).
+    """
+
+    mode: str = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+
+    def __post_init__(self):
+        if self.mode not in PREPROCESS_MODES:
+            raise UsageError(f"preprocess must be one of {', '.join(PREPROCESS_MODES)}; got {self.mode!r}")
+        if self.crop_size < 8 or self.crop_size % 4:
+            raise UsageError(f"crop_size must be a multiple of 4 and at least 8, got {self.crop_size}")
+        if self.load_size < self.crop_size and self.mode in ("resize_and_crop", "scale_width_and_crop"):
+            raise UsageError(f"load_size ({self.load_size}) must be >= crop_size ({self.crop_size})")
+
+    @property
+    def crops(self) -> bool:
+        """Whether training images are cropped to ``crop_size``: then they all have one size, as batches
+        above 1 and the image pools need."""
+        return self.mode in ("resize_and_crop", "crop", "scale_width_and_crop")
+
+    @property
+    def draft_size(self) -> int | None:
+        """The size a JPEG may be decoded down to when it is over 4 times larger: the modes that
+        resize anyway allow it; ``crop`` and ``none`` keep native pixels."""
+        return None if self.mode in ("crop", "none") else self.load_size
+
+    def resize(self, image: Image.Image) -> Image.Image:
+        """The deterministic part: the official resize with Pillow's bicubic filter."""
+        size = self.target_size(*image.size)
+        if size == image.size:
+            return image
+        return image.resize(size, Image.BICUBIC)
+
+    def target_size(self, width: int, height: int) -> tuple[int, int]:
+        """The ``(width, height)`` that ``resize`` gives an image of ``width`` x ``height``."""
+        if self.mode == "resize_and_crop":
+            size = (self.load_size, self.load_size)
+        elif self.mode in ("scale_width", "scale_width_and_crop"):
+            size = (self.load_size, int(max(self.load_size * height / width, self.crop_size)))
+        elif self.mode == "none":
+            size = (max(4, round(width / 4) * 4), max(4, round(height / 4) * 4))
+        else:  # crop: leave the size, but a crop needs at least crop_size on each side
+            scale = max(1.0, self.crop_size / min(width, height))
+            size = (max(self.crop_size, round(width * scale)), max(self.crop_size, round(height * scale)))
+        return size
+
+
+def option(default: Any, help: str, group: str, **rules: Any) -> Any:
+    """A ``TrainConfig`` field with its command-line description.
+
+    Args:
+        default: the default value.
+        help: the ``--help`` text.
+        group: the ``--help`` section (``data``, ``model``, ``optimisation``, ``run``).
+        **rules: ``choices`` (allowed values), ``minimum`` (smallest allowed number), ``exclusive``
+            (fields sharing this name cannot be given together), ``resume_keeps`` (``--resume``
+            keeps the run's value unless the flag is given), ``metavar``.
+    """
+    return field(default=default, metadata={"help": help, "group": group, **rules})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run; the defaults are the official CycleGAN recipe.
+
+    Data comes from ``data_dir`` (trainA/trainB folders) when given, else from the ``tfds`` dataset
+    ``cycle_gan/<dataset>``. ``epochs`` run at the full learning rate, then ``epochs_decay`` decay it
+    linearly to zero. ``steps_per_epoch`` shortens epochs for quick runs. ``deterministic`` turns on
+    TensorFlow's op determinism so that the same seed gives the same weights. Each field's metadata
+    holds its help text and rules (see ``option``).
+    """
+
+    dataset: str = option("horse2zebra", "tfds cycle_gan config to download", "data",
+                          choices=CYCLE_GAN_CONFIGS, exclusive="source")  # fmt: skip
+    data_dir: str | None = option(None, "a folder with trainA/ and trainB/ (testA/, testB/ optional)", "data",
+                                  exclusive="source")  # fmt: skip
+    load_size: int = option(286, "scale images to this size", "data", minimum=1)
+    crop_size: int = option(256, "then crop to this size", "data", minimum=1)
+    preprocess: str = option(
+        "resize_and_crop", "official preprocessing mode", "data", choices=PREPROCESS_MODES
+    )
+    no_flip: bool = option(False, "no random horizontal flips", "data")
+    cache: bool = option(False, "keep decoded, resized images in memory", "data")
+    generator: str = option("resnet_9blocks", "generator architecture", "model", choices=tuple(GENERATORS))
+    ngf: int = option(64, "generator filters in the first layer", "model", minimum=1)
+    ndf: int = option(64, "discriminator filters in the first layer", "model", minimum=1)
+    n_layers_d: int = option(3, "PatchGAN stride-2 layers (3: 70x70 patches)", "model", minimum=1)
+    gan_mode: str = option("lsgan", "adversarial loss", "model", choices=GAN_MODES)
+    pool_size: int = option(50, "image pool size, 0 for none", "model", minimum=0)
+    lambda_a: float = option(10.0, "weight of the A->B->A cycle loss", "model", minimum=0)
+    lambda_b: float = option(10.0, "weight of the B->A->B cycle loss", "model", minimum=0)
+    lambda_identity: float = option(0.5, "identity loss weight, relative to the cycle weights", "model",
+                                    minimum=0)  # fmt: skip
+    epochs: int = option(100, "epochs at the initial learning rate", "optimisation", minimum=0,
+                         resume_keeps=True)  # fmt: skip
+    epochs_decay: int = option(100, "epochs of linear decay to zero after them", "optimisation", minimum=0,
+                               resume_keeps=True)  # fmt: skip
+    batch_size: int = option(1, "images per domain per step", "optimisation", minimum=1)
+    steps_per_epoch: int | None = option(None, "batches per epoch (default: max(|A|, |B|) / batch size); "
+                                         "fewer for quick runs", "optimisation", minimum=1)  # fmt: skip
+    lr: float = option(2e-4, "Adam learning rate", "optimisation")
+    beta1: float = option(0.5, "Adam beta_1", "optimisation")
+    precision: str = option("float32", "float32, or mixed precision", "optimisation", choices=PRECISIONS)
+    strategy: str = option("default", "tf.distribute: one device, all local GPUs (mirrored), or TF_CONFIG "
+                           "workers", "optimisation", choices=STRATEGIES)  # fmt: skip
+    jit_compile: bool = option(False, "XLA-compile the training step", "optimisation")
+    steps_per_execution: int = option(1, "training steps per tf.function call", "optimisation", minimum=1)
+    seed: int = option(0, "random seed", "optimisation")
+    deterministic: bool = option(False, "TensorFlow op determinism: the same seed gives the same weights",
+                                 "optimisation")  # fmt: skip
+    out: str = option("runs/cyclegan", "run folder for checkpoints, samples, logs and generators", "run",
+                      metavar="RUN_DIR")  # fmt: skip
+    sample_every: int = option(1, "epochs between sample grids", "run", minimum=1)
+    num_samples: int = option(3, "test images per domain in the sample grids", "run", minimum=1)
+    eval_every: int | None = option(None, "score the generators with FID/KID on the test split every N "
+                                    "epochs and keep the best (needs the Inception graph; see `evaluate`)",
+                                    "run", minimum=1)  # fmt: skip
+    inception: str | None = option(None, "the Inception graph file for --eval-every (default: download "
+                                   "once into the cache)", "run")  # fmt: skip
+    versions: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for spec in dataclasses.fields(self):
+            value, rules = getattr(self, spec.name), spec.metadata
+            if "choices" in rules:
+                check_choice(spec.name, value, rules["choices"])
+            if "minimum" in rules and value is not None and value < rules["minimum"]:
+                raise UsageError(f"{spec.name} must be >= {rules['minimum']}, got {value}")
+        if self.epochs + self.epochs_decay < 1:
+            raise UsageError("epochs and epochs_decay must add up to at least 1")
+        if self.lr <= 0:
+            raise UsageError(f"lr must be > 0, got {self.lr}")
+        kind, depth = GENERATORS[self.generator]
+        if kind == "unet" and self.crop_size % 2**depth:
+            raise UsageError(
+                f"{self.generator} needs crop_size a multiple of {2**depth}, got {self.crop_size}"
+            )
+        self.preprocessing()  # validates the preprocessing options
+
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing(self.preprocess, self.load_size, self.crop_size, not self.no_flip)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.epochs_decay

@@ -1,0 +1,132 @@
+"""Where this package may write: nothing it did not create is ever deleted or overwritten.
+
+Every writer asks here first. A path may be written when it does not exist, when it is an empty
+folder, or when it holds a previous output of the same kind (a SavedModel where a SavedModel goes, a
+``.tflite`` where a ``.tflite`` goes); anything else is refused with an ``OutputExistsError`` that says
+what to pass instead, before anything is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterable
+
+from cyclegan_keras.errors import OutputExistsError
+
+# What TensorFlow writes into a SavedModel folder (Keras' ExportArchive included).
+_SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", "keras_metadata.pb"}
+
+
+def _tflite(path: str) -> bool:
+    with open(path, "rb") as file:
+        return file.read(8)[4:8] == b"TFL3"  # the FlatBuffer file identifier of LiteRT models
+
+
+def _onnx(path: str) -> bool:
+    with open(path, "rb") as file:
+        return file.read(1) == b"\x08"  # an ONNX ModelProto starts with its ir_version field
+
+
+def _keras(path: str) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return {"config.json", "metadata.json"} <= set(archive.namelist())
+
+
+def _json_of(key: str):
+    def check(path: str) -> bool:
+        try:
+            with open(path) as file:
+                return key in json.load(file)
+        except (ValueError, OSError):
+            return False
+
+    return check
+
+
+FILE_KINDS = {
+    "tflite": ("a LiteRT model", _tflite),
+    "onnx": ("an ONNX model", _onnx),
+    "keras": ("a .keras model", _keras),
+    "tflite_metadata": ("LiteRT metadata", _json_of("quantization")),
+    "report": ("an evaluation report", _json_of("fid")),
+}
+
+
+def is_saved_model(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder that holds a SavedModel and nothing else."""
+    path = os.fspath(path)
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return False
+    return set(os.listdir(path)) <= _SAVED_MODEL_ENTRIES
+
+
+def check_output_file(path: str | os.PathLike, kind: str, flag: str = "--out") -> None:
+    """Refuses ``path`` unless it is new or a previous output of ``kind`` (a key of ``FILE_KINDS``).
+
+    Raises:
+        OutputExistsError: ``path`` is a folder, or a file of another kind.
+    """
+    path = os.fspath(path)
+    what, is_kind = FILE_KINDS[kind]
+    if os.path.isdir(path):
+        raise OutputExistsError(f"{flag} {path!r} is a folder; pass the path of the {what} file to write.")
+    if os.path.lexists(path) and not (os.path.isfile(path) and is_kind(path)):
+        raise OutputExistsError(
+            f"{flag} {path!r} already exists and is not {what}, so it was left untouched: "
+            "pass a new path, or remove the file yourself."
+        )
+
+
+def check_output_folder(path: str | os.PathLike, is_ours, what: str, flag: str = "--out") -> None:
+    """Refuses a folder ``path`` unless it is new, empty, or ``is_ours(path)`` (a previous output).
+
+    Raises:
+        OutputExistsError: ``path`` is a file, or a folder with other contents.
+    """
+    path = os.fspath(path)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise OutputExistsError(f"{flag} {path!r} is a file; pass a folder for the {what}.")
+    if os.path.isdir(path) and os.listdir(path) and not is_ours(path):
+        raise OutputExistsError(
+            f"{flag} {path!r} is a folder that holds other files, so it was left untouched: "
+            f"pass a new or empty folder for the {what}."
+        )
+
+
+def check_new_files(paths: Iterable[str], protected: Iterable[str] = (), overwrite: bool = False) -> None:
+    """Refuses to write any of ``paths`` that exists (unless ``overwrite``), and any that is one of
+    ``protected`` (the inputs being read) whatever ``overwrite`` says.
+
+    Raises:
+        OutputExistsError: naming the first few files in the way.
+    """
+    protected = {os.path.realpath(p) for p in protected}
+    inputs = [p for p in paths if os.path.realpath(p) in protected]
+    if inputs:
+        raise OutputExistsError(
+            f"Writing {inputs[0]!r} would replace an input image ({len(inputs)} in all): "
+            "pass another --out folder."
+        )
+    existing = [p for p in paths if os.path.lexists(p)]
+    if existing and not overwrite:
+        shown = ", ".join(repr(p) for p in existing[:3]) + (
+            f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        )
+        raise OutputExistsError(
+            f"{shown} already exist(s); nothing was written. "
+            "Pass another --out, or --overwrite to replace them."
+        )
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """Writes ``data`` as JSON to ``path`` atomically: a flushed temporary file renamed into place."""
+    staging = f"{os.fspath(path)}.tmp"
+    with open(staging, "w") as file:
+        json.dump(data, file, indent=2)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(staging, path)

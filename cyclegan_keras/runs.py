@@ -1,0 +1,108 @@
+"""Run folders: is there a training run here, where does it stop, and may a new one start here.
+
+One home for these questions, used by ``train``, ``cyclegan-keras train --resume``, the demo and
+the training notebook (after a lost Colab session, ``resume_run`` is the one call to make).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from cyclegan_keras.checkpoint import latest_checkpoint
+from cyclegan_keras.errors import OutputExistsError
+from cyclegan_keras.outputs import check_output_folder
+
+CONFIG_FILE = "config.json"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A run folder's newest checkpoint.
+
+    Attributes:
+        out: the run folder.
+        epoch: epochs done (the checkpoint was written after this one, counted from 1).
+        total_epochs: the run's planned length from its ``config.json`` (None if it has none).
+        checkpoint: the checkpoint folder.
+    """
+
+    out: str
+    epoch: int
+    total_epochs: int | None
+    checkpoint: str
+
+    def describe(self) -> str:
+        of = f" of {self.total_epochs}" if self.total_epochs else ""
+        where = os.path.relpath(self.checkpoint, self.out)
+        return f"Resuming {self.out} at epoch {self.epoch}{of} from {where}"
+
+
+def _saved_config(out: str) -> dict | None:
+    try:
+        with open(os.path.join(out, CONFIG_FILE)) as file:
+            config = json.load(file)
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) and "crop_size" in config else None
+
+
+def is_run_folder(out: str | os.PathLike) -> bool:
+    """Whether ``out`` was made by a training run of this package (its ``config.json`` or checkpoints)."""
+    out = os.fspath(out)
+    return _saved_config(out) is not None or latest_checkpoint(os.path.join(out, CHECKPOINTS)) is not None
+
+
+def find_run(out: str | os.PathLike) -> RunState | None:
+    """The run in ``out`` and where it stops, or None when it holds no checkpoint to resume from."""
+    out = os.fspath(out)
+    found = latest_checkpoint(os.path.join(out, CHECKPOINTS))
+    if found is None:
+        return None
+    path, epoch = found
+    config = _saved_config(out)
+    total = int(config["epochs"]) + int(config["epochs_decay"]) if config else None
+    return RunState(out, epoch, total, path)
+
+
+def check_new_run(out: str | os.PathLike) -> None:
+    """Refuses to start a new run in ``out`` when it holds a run with checkpoints, or other files.
+
+    Raises:
+        OutputExistsError: saying to pass ``--resume`` or another ``--out``.
+    """
+    out = os.fspath(out)
+    if find_run(out) is not None:
+        raise OutputExistsError(
+            f"{out!r} already holds a training run. Pass --resume to continue it, or choose another --out."
+        )
+    # A run folder without a checkpoint stopped before its first epoch ended: starting again is safe.
+    check_output_folder(out, is_run_folder, "training run")
+
+
+def resume_run(model, out: str | os.PathLike, verbose: bool = True) -> int:
+    """Restores the newest checkpoint of the run in ``out`` into ``model``; returns the epochs done.
+
+    Says what it resumed (``Resuming RUN_DIR at epoch N of M from checkpoints/ckpt-0000N``), or that
+    there was nothing to resume (then ``model`` is untouched and 0 is returned), so that one call
+    serves both the first session and every one after it. Pass the result as ``model.fit``'s
+    ``initial_epoch``.
+
+    Args:
+        model: a compiled ``CycleGAN`` of the run's architecture, built (``model.build(shape)``).
+        out: the run folder (its ``checkpoints/`` are read).
+        verbose: print what happened.
+    """
+    from cyclegan_keras.checkpoint import restore_checkpoint
+
+    state = find_run(out)
+    if state is None:
+        if verbose:
+            print(f"Nothing to resume in {os.fspath(out)} (no checkpoint yet): starting at epoch 1.")
+        return 0
+    epoch = restore_checkpoint(model, os.path.join(os.fspath(out), CHECKPOINTS))
+    if verbose:
+        print(state.describe())
+    return epoch
