@@ -85,6 +85,8 @@ def kernel_inception_distance(
         subset_size: images per subset and set.
         seed: seed of the subset draws (None: fresh randomness).
 
+    Memory: three ``N_a x N_b``-sized float64 kernel matrices (0.6 GB for 5000 vs 5000).
+
     Returns:
         ``(mean, std)`` over the subsets.
     """
@@ -96,18 +98,36 @@ def kernel_inception_distance(
         raise UsageError(f"Need subsets >= 1 and subset_size >= 2. Received: {subsets=}, {subset_size=}")
     m = min(subset_size, a.shape[0], b.shape[0])
     dims = a.shape[1]
-    # Every subset's kernel values are entries of the three whole Gram matrices: one float32 matrix
-    # product each instead of three per subset; the cubic kernel and the sums run in float64.
-    a32, b32 = a.astype(np.float32), b.astype(np.float32)
-    gram_aa, gram_bb, gram_ab = a32 @ a32.T, b32 @ b32.T, a32 @ b32.T
     rng = np.random.default_rng(seed)
-    values = np.empty(subsets)
-    for k in range(subsets):
-        ia = rng.choice(a.shape[0], m, replace=False)
-        ib = rng.choice(b.shape[0], m, replace=False)
-        k_aa = (gram_aa[np.ix_(ia, ia)].astype(np.float64) / dims + 1.0) ** 3
-        k_bb = (gram_bb[np.ix_(ib, ib)].astype(np.float64) / dims + 1.0) ** 3
-        k_ab = (gram_ab[np.ix_(ia, ib)].astype(np.float64) / dims + 1.0) ** 3
-        within = (k_aa.sum() - np.trace(k_aa) + k_bb.sum() - np.trace(k_bb)) / (m * (m - 1))
-        values[k] = within - 2.0 * k_ab.sum() / (m * m)
+    # Drawn in the usual order (each subset's A rows, then its B rows), so a seed picks the subsets
+    # that other implementations pick.
+    picks = [
+        (rng.choice(a.shape[0], m, replace=False), rng.choice(b.shape[0], m, replace=False))
+        for _ in range(subsets)
+    ]
+    picks_a, picks_b = [p for p, _ in picks], [p for _, p in picks]
+    # Every subset's kernel values are entries of three whole kernel matrices (float32 products, the
+    # cubic kernel in float64). A subset's sum over K is v^T K v for its 0/1 indicator v, so one
+    # matrix product against all indicators gives every subset's sums at once.
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    k_aa = _cubic(a32 @ a32.T, dims)
+    k_bb = _cubic(b32 @ b32.T, dims)
+    k_ab = _cubic(a32 @ b32.T, dims)
+    v_a, v_b = _indicators(picks_a, a.shape[0]), _indicators(picks_b, b.shape[0])
+    sum_aa = np.einsum("ik,ik->k", v_a, k_aa @ v_a) - v_a.T @ np.diag(k_aa)
+    sum_bb = np.einsum("ik,ik->k", v_b, k_bb @ v_b) - v_b.T @ np.diag(k_bb)
+    sum_ab = np.einsum("ik,ik->k", v_a, k_ab @ v_b)
+    values = (sum_aa + sum_bb) / (m * (m - 1)) - 2.0 * sum_ab / (m * m)
     return float(values.mean()), float(values.std())
+
+
+def _cubic(gram: np.ndarray, dims: int) -> np.ndarray:
+    return (gram.astype(np.float64) / dims + 1.0) ** 3
+
+
+def _indicators(picks: list[np.ndarray], n: int) -> np.ndarray:
+    """``[n, len(picks)]``: column k is 1 at the rows subset k picked."""
+    out = np.zeros((n, len(picks)))
+    for k, rows in enumerate(picks):
+        out[rows, k] = 1.0
+    return out
