@@ -13,6 +13,7 @@ import numpy as np
 
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.outputs import write_json
+from cyclegan_keras.schedule import model_optimizers
 
 LATEST = "latest"
 
@@ -23,15 +24,7 @@ class TrainingStopped(RuntimeError):
 
 # The attributes of a CycleGAN that own variables; their names make the checkpoint keys.
 _OWNERS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b", "pool_a", "pool_b")
-_OPTIMIZERS = ("generator_optimizer", "discriminator_optimizer")
 KEYED = "keyed"  # meta.json "layout" of checkpoints whose arrays are keyed by variable names
-
-
-def _optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
-    found = {name: getattr(model, name) for name in _OPTIMIZERS if getattr(model, name, None) is not None}
-    if not found and getattr(model, "optimizer", None) is not None:
-        found["optimizer"] = model.optimizer
-    return found
 
 
 def _unique(keyed: list[tuple[str, object]]) -> dict[str, object]:
@@ -69,7 +62,7 @@ def state_variables(model: keras.Model) -> dict[str, keras.Variable]:
     state = _unique(keyed)
     for key, variable in state.items():
         owner_of[id(variable)] = key
-    for group, optimizer in _optimizers(model).items():
+    for group, optimizer in model_optimizers(model).items():
         references = list(getattr(optimizer, "_trainable_variables", []))
         slots: dict[int, str] = {}
         # Keras optimizers keep one list per kind of slot, aligned with the variables they train. The
@@ -193,7 +186,7 @@ def _match_keyed(path: str, state: dict, values: dict) -> list:
 def _match_positional(path: str, model: keras.Model, stored) -> list:
     """Checkpoints of version 0.1 stored each group's variables by position."""
     groups = {"model": list(model.variables)}
-    groups.update({name: list(optimizer.variables) for name, optimizer in _optimizers(model).items()})
+    groups.update({name: list(optimizer.variables) for name, optimizer in model_optimizers(model).items()})
     assignments = []
     for group, variables in groups.items():
         keys = sorted(key for key in stored.files if key.startswith(group + "/"))

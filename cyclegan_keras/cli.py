@@ -112,10 +112,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
-    from cyclegan_keras.export import load_translator
+    from cyclegan_keras.runners import load_runner
     from cyclegan_keras.translate import translate_files
 
-    translator = load_translator(args.model, direction=args.direction, threads=args.threads)
+    translator = load_runner(args.model, direction=args.direction, threads=args.threads)
     written = translate_files(
         translator, args.inputs, args.out, max_size=args.max_size, overwrite=args.overwrite
     )
@@ -169,8 +169,8 @@ def _cmd_pretrained(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from cyclegan_keras.data import domain_folders, tfds_images
     from cyclegan_keras.evaluation import evaluate
-    from cyclegan_keras.export import load_translator
     from cyclegan_keras.outputs import check_output_file, write_json
+    from cyclegan_keras.runners import load_runner
 
     if args.out:
         check_output_file(args.out, "report")
@@ -180,7 +180,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         sources, targets = folders[source], folders[target]
     else:
         sources, targets = (tfds_images(args.dataset, split) for split in (source, target))
-    translator = load_translator(args.model, direction=args.direction, threads=args.threads)
+    translator = load_runner(args.model, direction=args.direction, threads=args.threads)
     result = evaluate(
         translator, sources, targets, size=args.size, inception=args.inception, resize=args.resize
     )
@@ -280,8 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="a_to_b",
         help="for a whole CycleGAN .keras file: which generator (default: %(default)s)",
     )
-    export.add_argument("--format", required=True, choices=("saved_model", "tflite", "onnx"))
-    export.add_argument("--quantize", choices=("float16", "dynamic", "int8"), help="LiteRT quantization")
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=("saved_model", "tflite", "onnx", "web"),
+        help="web: a static folder (index.html, the .tflite, the LiteRT.js runtime) that runs in a browser",
+    )
+    export.add_argument(
+        "--quantize", choices=("float16", "dynamic", "int8"), help="LiteRT quantization (tflite, web)"
+    )
     export.add_argument("--calibration-dir", help="real images to calibrate int8 quantization")
     export.add_argument(
         "--input-size",

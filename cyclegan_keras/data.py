@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from cyclegan_keras.config import CYCLE_GAN_CONFIGS, Preprocessing
 from cyclegan_keras.errors import MissingInputError, UsageError
-from cyclegan_keras.images import ImageSource, image_files, open_image, scan_images
+from cyclegan_keras.images import ImageSource, image_files, open_image, scan_images, tf_to_float
 
 SPLITS = ("trainA", "trainB", "testA", "testB")
 _SEED_STRIDE = 1 << 24  # keeps every epoch's stateless seeds apart from every other epoch's
@@ -197,52 +196,13 @@ def train_dataset(
     return TrainData(dataset, steps, sources_a, sources_b)
 
 
-def test_dataset(
-    domain: str | os.PathLike | Sequence[ImageSource],
-    *,
-    crop_size: int | None = 256,
-    check_files: bool = True,
-) -> tf.data.Dataset:
-    """The official test pipeline: one image per batch, in file order, no randomness.
-
-    Args:
-        domain: a folder (searched recursively) or a list of image paths or encoded images.
-        crop_size: resize every image to this square size (bicubic), as the official test script;
-            None keeps each image's own size, reflection-padded at the bottom and right to multiples
-            of 4 (crop a translation back with ``size``).
-        check_files: skip unreadable files with one warning.
-
-    Returns:
-        A dataset of ``{"image": float32 [1, H, W, 3] in [-1, 1], "size": int32 [2] (height, width
-        before padding)}``.
-    """
-    sources, _ = _sources(domain, check_files)
-
-    def load(index):
-        image = open_image(sources[int(index)])
-        if crop_size is not None:
-            image = image.resize((crop_size, crop_size), Image.BICUBIC)
-        return np.asarray(image, dtype=np.uint8)
-
-    def prepare(index):
-        pixels = tf.numpy_function(load, [index], tf.uint8, stateful=False)
-        pixels.set_shape([None, None, 3])
-        size = tf.shape(pixels)[:2]
-        pad = (4 - size % 4) % 4
-        pixels = tf.cast(pixels, tf.float32) / 127.5 - 1.0
-        padded = tf.pad(pixels, [[0, pad[0]], [0, pad[1]], [0, 0]], mode="REFLECT")
-        return {"image": padded[None], "size": size}
-
-    return tf.data.Dataset.range(len(sources)).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-
-
 def _augment(pixels: tf.Tensor, preprocessing: Preprocessing, seed: tf.Tensor) -> tf.Tensor:
     if preprocessing.crops:
         size = preprocessing.crop_size
         pixels = tf.image.stateless_random_crop(pixels, [size, size, 3], seed=seed)
     if preprocessing.flip:
         pixels = tf.image.stateless_random_flip_left_right(pixels, seed=seed[::-1])
-    return tf.cast(pixels, tf.float32) / 127.5 - 1.0
+    return tf_to_float(pixels)
 
 
 def _sources(domain, check_files: bool) -> tuple[list[ImageSource], list[int]]:
@@ -322,6 +282,3 @@ def tfds_images(name: str, split: str, data_dir: str | None = None, download: bo
             "(or train_dataset('DIR/trainA', 'DIR/trainB') in Python)."
         ) from error
     return [bytes(example["image"]) for example in tfds.as_numpy(dataset)]
-
-
-test_dataset.__test__ = False  # a pipeline, not a pytest test, in users' test files too

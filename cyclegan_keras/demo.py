@@ -10,9 +10,10 @@ import keras
 
 from cyclegan_keras.images import image_files
 from cyclegan_keras.outputs import check_output_folder
+from cyclegan_keras.runners import KerasRunner
 from cyclegan_keras.runs import find_run, is_run_folder
 from cyclegan_keras.training import TrainConfig, load_config, train
-from cyclegan_keras.translate import keras_translator, translate_files
+from cyclegan_keras.translate import translate_files
 
 
 def sample_data_dir() -> str:
@@ -57,7 +58,7 @@ def run_demo(out: str = "cyclegan-demo", epochs: int | None = None) -> dict[str,
     result = train(config, resume=resume, verbose=2)
     horse = image_files(os.path.join(sample_data_dir(), "testA"))[0]
     generator = keras.models.load_model(result.generator_ab)
-    (translated,) = translate_files(keras_translator(generator), [horse], out, overwrite=True)
+    (translated,) = translate_files(KerasRunner(generator), [horse], out, overwrite=True)
     grids = sorted(os.listdir(os.path.join(run_dir, "samples")))
     paths = {"sample_grid": os.path.join(run_dir, "samples", grids[-1]), "translated": translated}
     print(f"Sample grid (real | translated | back): {paths['sample_grid']}")

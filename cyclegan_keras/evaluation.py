@@ -25,6 +25,7 @@ from cyclegan_keras.cache import cache_dir, download
 from cyclegan_keras.errors import MissingInputError, UsageError
 from cyclegan_keras.images import ImageSource, image_files, open_image
 from cyclegan_keras.metrics import frechet_distance, kernel_inception_distance
+from cyclegan_keras.runners import KerasRunner, load_runner
 
 INCEPTION_URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 INCEPTION_GRAPH = "classify_image_graph_def.pb"
@@ -170,15 +171,11 @@ def _images(source, size: int, what: str) -> list[np.ndarray]:
 
 
 def _translator(generator) -> Callable[[np.ndarray], np.ndarray]:
-    if callable(generator) and not hasattr(generator, "predict"):
-        return generator  # a Translator: uint8 [H, W, 3] -> uint8 [H, W, 3]
-    from cyclegan_keras.translate import keras_translator
-
-    if hasattr(generator, "predict"):
-        return keras_translator(generator)
-    from cyclegan_keras.export import load_translator
-
-    return load_translator(generator)
+    if isinstance(generator, keras.Model):
+        return KerasRunner(generator)
+    if callable(generator):
+        return generator  # uint8 [H, W, 3] -> uint8 [H, W, 3], e.g. a Runner
+    return load_runner(generator)
 
 
 def scores(translated_features: np.ndarray, target_features: np.ndarray, subsets: int = 100) -> dict:
@@ -211,7 +208,7 @@ def evaluate(
 
     Args:
         generator: a ``keras.Model`` generator, a callable ``uint8 [H, W, 3] -> uint8 [H, W, 3]``, or
-            anything ``cyclegan_keras.export.load_translator`` takes (file, folder, pretrained name).
+            anything ``cyclegan_keras.runners.load_runner`` takes (file, folder, pretrained name).
         source_images: the source domain's test images (a folder, paths, encoded bytes or arrays).
         target_images: the target domain's real test images, likewise.
         size: the test size.
@@ -284,9 +281,7 @@ class EvaluateEvery(keras.callbacks.Callback):
             return None
 
     def _score(self, generator, direction: str) -> dict:
-        from cyclegan_keras.translate import keras_translator
-
-        translate = keras_translator(generator)
+        translate = KerasRunner(generator)
         translated = np.stack([translate(image) for image in self.sources[direction]])
         return scores(self.extract(translated), self.targets[direction])
 

@@ -14,12 +14,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cyclegan_keras.errors import MissingExtraError, MissingInputError, UsageError
-from cyclegan_keras.images import image_files, resized_images, to_float
+from cyclegan_keras.errors import MissingExtraError, UsageError
+from cyclegan_keras.images import (
+    MULTIPLE,
+    image_files,
+    resized_images,
+    tf_pad_to_multiple,
+    tf_to_float,
+    tf_to_uint8,
+    to_float,
+)
 from cyclegan_keras.outputs import check_output_file, check_output_folder, is_saved_model
-from cyclegan_keras.translate import MULTIPLE, Translator, keras_translator
+from cyclegan_keras.runners import KerasRunner, Runner, load_generator, load_runner
 
-FORMATS = ("saved_model", "tflite", "onnx")
+FORMATS = ("saved_model", "tflite", "onnx", "web")
 QUANTIZATIONS = ("float16", "dynamic", "int8")
 FP32_MAX_ABS = 1e-4  # [-1, 1] scale
 UINT8_WITHIN_ONE = 0.999
@@ -57,43 +65,9 @@ TABLE_HEADER = (
 )
 
 
-def model_path(model: str | os.PathLike) -> str:
-    """``model`` itself when it names a file or folder, else the cached file of the pretrained generator
-    of that name (downloaded and converted once: ``cyclegan_keras.presets``).
-
-    Raises:
-        MissingInputError: no such file, and no pretrained generator of that name.
-    """
-    model = os.fspath(model)
-    if os.path.exists(model) or os.sep in model or os.path.splitext(model)[1]:
-        return model
-    from cyclegan_keras.presets import PRETRAINED, check_name, pretrained_path
-
-    if model not in PRETRAINED:
-        try:
-            check_name(model)
-        except UsageError as error:
-            raise MissingInputError(f"No model file {model!r}. {error}") from None
-    return pretrained_path(model)
-
-
-def _normalise(images):
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
-
-
-def _to_pixels(images):
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
-
-
 def _padded_call(generator: keras.Model, images):
     """The generator on images of any size: reflection padding to a multiple of 4, then crop back."""
-    height, width = tf.shape(images)[1], tf.shape(images)[2]
-    pad_h, pad_w = (MULTIPLE - height % MULTIPLE) % MULTIPLE, (MULTIPLE - width % MULTIPLE) % MULTIPLE
-    padded = tf.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
-    # Dynamic paddings hide the channel count from the LiteRT converter, whose builtin conv needs it;
-    # a reshape whose shape ends in a constant restores it.
-    channels = images.shape[-1]
-    padded = tf.reshape(padded, tf.stack([tf.shape(images)[0], height + pad_h, width + pad_w, channels]))
+    padded, (height, width) = tf_pad_to_multiple(images)
     return tf.cast(generator(padded, training=False), tf.float32)[:, :height, :width, :]
 
 
@@ -114,7 +88,7 @@ def export_saved_model(generator: keras.Model, path: str | os.PathLike) -> str:
     archive.track(generator)
 
     def serve(images):
-        return {"images": _to_pixels(_padded_call(generator, _normalise(images)))}
+        return {"images": tf_to_uint8(_padded_call(generator, tf_to_float(images)))}
 
     def translate_float(images):
         return {"images": _padded_call(generator, images)}
@@ -192,9 +166,9 @@ def export_tflite(
     dtype = tf.uint8 if uint8_io else tf.float32
 
     def serve(images):
-        x = _normalise(images) if uint8_io else images
+        x = tf_to_float(images) if uint8_io else images
         y = _padded_call(generator, x) if dynamic_size else tf.cast(generator(x, training=False), tf.float32)
-        return {"images": _to_pixels(y) if uint8_io else y}
+        return {"images": tf_to_uint8(y) if uint8_io else y}
 
     staging = tempfile.mkdtemp(prefix="cyclegan-tflite-")
     try:
@@ -282,62 +256,12 @@ def export_onnx(generator: keras.Model, path: str | os.PathLike, opset: int = 17
     return os.fspath(path)
 
 
-def load_translator(
-    path: str | os.PathLike, direction: str = "a_to_b", threads: int | None = None
-) -> Translator:
-    """A ``Translator`` (uint8 photo in, same-size uint8 photo out) for any exported generator.
+def load_translator(path: str | os.PathLike, direction: str = "a_to_b", threads: int | None = None) -> Runner:
+    """A translator (``uint8`` photo in, same-size ``uint8`` photo out) for any generator file or name.
 
-    Args:
-        path: a ``.keras`` generator or whole CycleGAN, a SavedModel folder, a ``.tflite``, an ``.onnx``,
-            or the name of a pretrained generator (``cyclegan_keras.presets.PRETRAINED``).
-        direction: which generator of a whole CycleGAN file.
-        threads: CPU threads for LiteRT and ONNX Runtime.
+    The same as ``cyclegan_keras.runners.load_runner``: see there for what ``path`` may be.
     """
-    path = model_path(path)
-    if not os.path.exists(path):
-        raise MissingInputError(f"No model at {path!r}.")
-    if os.path.isdir(path):
-        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-            raise UsageError(f"{path!r} is a folder but not a SavedModel (no saved_model.pb).")
-        loaded = tf.saved_model.load(path)  # kept alive by the closure: it owns the variables
-
-        def translate(pixels: np.ndarray) -> np.ndarray:
-            return loaded.signatures["serving_default"](images=tf.constant(pixels[None]))["images"].numpy()[0]
-
-        return translate
-    if path.endswith(".tflite"):
-        from cyclegan_keras_edge.translate_litert import LiteRTTranslator
-
-        return LiteRTTranslator(path, threads=threads)
-    if path.endswith(".onnx"):
-        return _onnx_translator(path, threads)
-    if path.endswith(".keras"):
-        return keras_translator(load_generator(path, direction))
-    raise UsageError(f"Unknown model file {path!r}: expected .keras, .tflite, .onnx or a SavedModel folder.")
-
-
-def _onnx_session(path: str, threads: int | None):
-    try:
-        import onnxruntime
-    except ImportError as error:
-        raise MissingExtraError(
-            "Running .onnx files needs onnxruntime: pip install 'cyclegan-keras[onnx]'"
-        ) from error
-    options = onnxruntime.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-
-def _onnx_translator(path: str, threads: int | None) -> Translator:
-    session = _onnx_session(path, threads)
-    name = session.get_inputs()[0].name
-
-    def translate(pixels: np.ndarray) -> np.ndarray:
-        out = session.run(None, {name: to_float(pixels)[None]})[0][0]
-        return np.clip(np.rint((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-    return translate
+    return load_runner(path, direction, threads)
 
 
 def _psnr(reference: np.ndarray, test: np.ndarray) -> float:
@@ -363,56 +287,29 @@ def verify_export(
     kind: str,
     threads: int | None = None,
 ) -> Verification:
-    """Compares an exported file with the Keras generator on ``photos`` (uint8, all one size).
+    """Compares an exported file's runner with the Keras generator's on ``photos`` (uint8, one size).
 
-    Float outputs are compared on the [-1, 1] scale; ``uint8`` outputs on pixel levels.
+    Float outputs are compared on the [-1, 1] scale; a file's own ``uint8`` endpoint (SavedModel
+    ``serving_default``, LiteRT ``--uint8-io``) on pixel levels.
     """
     path = os.fspath(path)
     batch = np.stack(photos)
     floats = to_float(batch)
-    reference = np.concatenate(
-        [keras.ops.convert_to_numpy(generator(x[None], training=False)) for x in floats]
-    )
+    keras_runner = KerasRunner(generator)
+    reference = np.concatenate([keras_runner.run_float(x[None]) for x in floats])
     forward = tf.function(lambda x: generator(x, training=False))  # the compiled TF forward pass
     keras_ms = _timed(lambda: forward(floats[:1]))
+    runner = load_runner(path, threads=threads)
     within = None
-    if os.path.isdir(path):  # SavedModel: both signatures
-        loaded = tf.saved_model.load(path)
-        float_out = np.concatenate(
-            [
-                loaded.signatures["translate_float"](images=tf.constant(x[None]))["images"].numpy()
-                for x in floats
-            ]
-        )
-        pixels = np.concatenate(
-            [
-                loaded.signatures["serving_default"](images=tf.constant(p[None]))["images"].numpy()
-                for p in batch
-            ]
-        )
+    if runner.native_uint8:
+        pixels = np.concatenate([runner.run_uint8(p[None]) for p in batch])
         within = _within_one_level(reference, pixels)
-        ms = _timed(lambda: loaded.signatures["serving_default"](images=tf.constant(batch[:1])))
-        outputs = float_out
-    elif path.endswith(".tflite"):
-        from cyclegan_keras_edge.translate_litert import LiteRTTranslator
-
-        runner = LiteRTTranslator(path, threads=threads)
-        uint8_io = runner.input["dtype"] == np.uint8
-        inputs = batch if uint8_io else floats
-        raw = np.concatenate([runner.run(x[None]) for x in inputs])
-        if uint8_io:
-            within = _within_one_level(reference, raw)
-            outputs = to_float(raw)
-        else:
-            outputs = raw.astype(np.float32)
-        ms = _timed(lambda: runner.run(inputs[:1]))
-    elif path.endswith(".onnx"):
-        session = _onnx_session(path, threads)
-        name = session.get_inputs()[0].name
-        outputs = np.concatenate([session.run(None, {name: x[None]})[0] for x in floats])
-        ms = _timed(lambda: session.run(None, {name: floats[:1]}))
+    if runner.float_io:
+        outputs = np.concatenate([runner.run_float(x[None]) for x in floats]).astype(np.float32)
+        ms = _timed(lambda: runner.run_float(floats[:1]))
     else:
-        raise UsageError(f"Cannot verify {path!r}")
+        outputs = to_float(pixels)
+        ms = _timed(lambda: runner.run_uint8(batch[:1]))
     size = (
         sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
         if os.path.isdir(path)
@@ -461,25 +358,6 @@ def verification_photos(folder: str | os.PathLike | None, size: int, count: int 
     return photos
 
 
-def load_generator(path: str | os.PathLike, direction: str = "a_to_b") -> keras.Model:
-    """A generator from a ``.keras`` file (a generator or a whole CycleGAN), an official ``.pth``/``.npz``
-    checkpoint, or the name of a pretrained generator (``cyclegan_keras.presets.PRETRAINED``)."""
-    path = model_path(path)
-    if path.endswith((".pth", ".npz")):
-        from cyclegan_keras.official import load_official_generator
-
-        return load_official_generator(path, name="generator_ab" if direction == "a_to_b" else "generator_ba")
-    if not os.path.isfile(path):
-        raise MissingInputError(f"No model file {path!r}.")
-    try:
-        model = keras.models.load_model(path, safe_mode=True)
-    except (OSError, ValueError, TypeError) as error:  # not a zip, not a Keras archive, unknown classes
-        raise UsageError(f"{path!r} is not a .keras model this package can load: {error}") from error
-    if hasattr(model, "translate"):
-        return model.generator_ab if direction == "a_to_b" else model.generator_ba
-    return model
-
-
 def export_generator(
     model: str | os.PathLike | keras.Model,
     format: str,
@@ -499,8 +377,8 @@ def export_generator(
 
     Args:
         model: a generator, or a path or pretrained name for ``load_generator``.
-        format: ``saved_model``, ``tflite`` or ``onnx``.
-        out: the file (or SavedModel folder) to write.
+        format: ``saved_model``, ``tflite``, ``onnx`` or ``web`` (a static web app, ``export_web``).
+        out: the file (or SavedModel or web app folder) to write.
         quantize, input_size, dynamic_size, uint8_io: LiteRT options (``export_tflite``).
         calibration_dir: photos for ``int8`` calibration (default: the bundled photos).
         verify_dir: photos to verify on (default: the bundled test photos).
@@ -514,16 +392,24 @@ def export_generator(
     """
     if format not in FORMATS:
         raise UsageError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
-    if format != "tflite" and (quantize or dynamic_size or uint8_io):
-        raise UsageError("--quantize, --dynamic-size and --uint8-io apply to --format tflite only")
+    if format not in ("tflite", "web") and quantize:
+        raise UsageError("--quantize applies to --format tflite and web only")
+    if format != "tflite" and (dynamic_size or uint8_io):
+        raise UsageError("--dynamic-size and --uint8-io apply to --format tflite only")
     generator = model if isinstance(model, keras.Model) else load_generator(model, direction)
     out = os.fspath(out)
     if os.path.dirname(out):
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    calibration = verification_photos(calibration_dir, input_size, count=16) if quantize == "int8" else ()
+    checked = out
     if format == "saved_model":
         export_saved_model(generator, out)
+    elif format == "web":
+        from cyclegan_keras.web import export_web
+
+        checked = export_web(generator, out, quantize=quantize, input_size=input_size, direction=direction,
+                             calibration=calibration)  # fmt: skip
     elif format == "tflite":
-        calibration = verification_photos(calibration_dir, input_size, count=16) if quantize == "int8" else ()
         export_tflite(
             generator,
             out,
@@ -538,7 +424,7 @@ def export_generator(
         export_onnx(generator, out)
     result = verify_export(
         generator,
-        out,
+        checked,
         verification_photos(verify_dir, input_size),
         kind=f"{format}" + (f" {quantize}" if quantize else "") + (" uint8 io" if uint8_io else ""),
         threads=threads,

@@ -83,11 +83,6 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def read_image(source: ImageSource) -> np.ndarray:
-    """Reads an image as a ``uint8`` array ``[H, W, 3]`` (see ``open_image``)."""
-    return np.asarray(open_image(source))
-
-
 def resized_images(sources: Sequence[ImageSource], size: int, count: int) -> list[np.ndarray]:
     """Up to ``count`` of ``sources``, in order, as ``uint8`` RGB resized to ``size`` square (bicubic);
     unreadable ones are passed over (these feed sample grids and export checks, not training)."""
@@ -149,6 +144,10 @@ def _describe(source: ImageSource) -> str:
     return source if isinstance(source, str) else f"<{len(source)} bytes>"
 
 
+# The networks see pixels in [-1, 1] and work on sides that are multiples of 4 (two stride-2 steps).
+MULTIPLE = 4
+
+
 def to_float(images: np.ndarray) -> np.ndarray:
     """``uint8`` pixels to float32 in [-1, 1], the networks' range."""
     return np.asarray(images, np.float32) / 127.5 - 1.0
@@ -158,6 +157,47 @@ def to_uint8(images) -> np.ndarray:
     """Float images in [-1, 1] back to ``uint8`` pixels (rounded, clipped)."""
     values = (np.nan_to_num(np.asarray(images, np.float32)) + 1.0) * 127.5
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+
+
+def pad_to_multiple(pixels: np.ndarray, multiple: int = MULTIPLE) -> tuple[np.ndarray, tuple[int, int]]:
+    """Reflection-pads an ``[H, W, C]`` image at the bottom and right to multiples of ``multiple``.
+
+    Returns the padded image and the original ``(H, W)`` to crop back to.
+    """
+    height, width = pixels.shape[:2]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    mode = "reflect" if pad_h < height and pad_w < width else "symmetric"
+    return np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode), (height, width)
+
+
+def tf_to_float(images):
+    """``to_float`` in TensorFlow: ``uint8`` (or any number) tensors to float32 in [-1, 1]."""
+    import tensorflow as tf
+
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def tf_to_uint8(images):
+    """``to_uint8`` in TensorFlow: float tensors in [-1, 1] to ``uint8`` pixels (rounded, clipped)."""
+    import tensorflow as tf
+
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def tf_pad_to_multiple(images, multiple: int = MULTIPLE):
+    """``pad_to_multiple`` in TensorFlow for a batch ``[N, H, W, C]`` of any (dynamic) size.
+
+    Returns the padded batch and the original ``(H, W)`` tensors to crop back to.
+    """
+    import tensorflow as tf
+
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    padded = tf.pad(images, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]], mode="REFLECT")
+    # Dynamic paddings hide the channel count from the LiteRT converter, whose builtin conv needs it;
+    # a reshape whose shape ends in a constant restores it.
+    shape = tf.stack([tf.shape(images)[0], height + pad_h, width + pad_w, images.shape[-1]])
+    return tf.reshape(padded, shape), (height, width)
 
 
 def save_image(pixels: np.ndarray, path: str | os.PathLike) -> None:

@@ -147,7 +147,12 @@ class CycleGAN(keras.Model):
         if self.built:
             self.build_optimizers()
 
-    def fit(self, x=None, *args, **kwargs):
+    def fit(self, x=None, **kwargs):
+        """``keras.Model.fit``, with every argument after ``x`` given by keyword.
+
+        ``shuffle`` defaults to False for a ``tf.data.Dataset``: this package's pipelines shuffle
+        themselves (seeded, per epoch), and Keras would only warn that it ignores its own default.
+        """
         # Creating the pools' and optimizers' variables now, rather than inside the traced step, spares
         # TensorFlow a second trace of the whole training graph.
         shape = _image_batch_shape(x)
@@ -156,12 +161,9 @@ class CycleGAN(keras.Model):
                 self.build(shape)
             if self.built and self.generator_optimizer is not None:
                 self.build_optimizers()
-        # shuffle is fit's ninth parameter (args holds those after x): honour one passed by position.
-        if isinstance(x, tf.data.Dataset) and len(args) < 8:
-            # Keras warns that its default shuffle=True is ignored for a tf.data pipeline; ours shuffle
-            # (seeded, per epoch) themselves, so the warning would only alarm.
+        if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)
-        return super().fit(x, *args, **kwargs)
+        return super().fit(x, **kwargs)
 
     def build_optimizers(self) -> None:
         """Creates both optimizers' variables, so their state can be restored before training."""
@@ -171,6 +173,16 @@ class CycleGAN(keras.Model):
         ):
             if not optimizer.built:
                 optimizer.build(variables)
+
+    @property
+    def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        """Both optimizers by role: ``generator_optimizer`` (both generators) and
+        ``discriminator_optimizer`` (both discriminators); empty before ``compile``."""
+        found = {
+            "generator_optimizer": self.generator_optimizer,
+            "discriminator_optimizer": self.discriminator_optimizer,
+        }
+        return {name: optimizer for name, optimizer in found.items() if optimizer is not None}
 
     @property
     def generator_variables(self) -> list:

@@ -135,7 +135,7 @@ def pretrained(name: str):
     """An official pretrained CycleGAN generator as a ``keras.Model``, downloaded once, then cached.
 
     ``uint8`` photos map to its input as ``x / 127.5 - 1`` and back as ``(y + 1) * 127.5``; any size
-    whose sides are multiples of 4 works (``cyclegan_keras.translate.keras_translator`` pads others).
+    whose sides are multiples of 4 works (``cyclegan_keras.runners.KerasRunner`` pads others).
 
     Args:
         name: one of ``PRETRAINED`` (``horse2zebra``, ``style_monet``, ...).

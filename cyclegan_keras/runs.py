@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from cyclegan_keras.checkpoint import latest_checkpoint
-from cyclegan_keras.errors import OutputExistsError
+from cyclegan_keras.errors import OutputExistsError, UsageError
 from cyclegan_keras.outputs import check_output_folder
 
 CONFIG_FILE = "config.json"
@@ -82,7 +82,7 @@ def check_new_run(out: str | os.PathLike) -> None:
     check_output_folder(out, is_run_folder, "training run")
 
 
-def resume_run(model, out: str | os.PathLike, verbose: bool = True) -> int:
+def resume_run(model, out: str | os.PathLike, input_shape: tuple | None = None, verbose: bool = True) -> int:
     """Restores the newest checkpoint of the run in ``out`` into ``model``; returns the epochs done.
 
     Says what it resumed (``Resuming RUN_DIR at epoch N of M from checkpoints/ckpt-0000N``), or that
@@ -91,13 +91,21 @@ def resume_run(model, out: str | os.PathLike, verbose: bool = True) -> int:
     ``initial_epoch``.
 
     Args:
-        model: a compiled ``CycleGAN`` of the run's architecture, built (``model.build(shape)``).
+        model: a compiled ``CycleGAN`` of the run's architecture.
         out: the run folder (its ``checkpoints/`` are read).
+        input_shape: the training batches' shape, e.g. ``(1, 256, 256, 3)``, to build ``model`` with
+            when it is not built yet.
         verbose: print what happened.
     """
     from cyclegan_keras.checkpoint import restore_checkpoint
 
     state = find_run(out)
+    if state is not None and not model.built:
+        if input_shape is None:
+            raise UsageError(
+                "resume_run needs input_shape=(batch, height, width, 3) to build the model first."
+            )
+        model.build(tuple(input_shape))
     if state is None:
         if verbose:
             print(f"Nothing to resume in {os.fspath(out)} (no checkpoint yet): starting at epoch 1.")

@@ -18,6 +18,13 @@ def linear_decay_factor(epoch: int, n_epochs: int = 100, n_epochs_decay: int = 1
     return 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1)
 
 
+def model_optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
+    """A model's optimizers by name: a ``CycleGAN``'s ``optimizers``, or any model's ``optimizer``."""
+    if isinstance(getattr(type(model), "optimizers", None), property):
+        return model.optimizers
+    return {"optimizer": model.optimizer} if getattr(model, "optimizer", None) is not None else {}
+
+
 class LinearDecay(keras.callbacks.Callback):
     """Sets both optimizers' learning rate at the start of each epoch by ``linear_decay_factor``.
 
@@ -44,11 +51,7 @@ class LinearDecay(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         rate = self.learning_rate_at(epoch + 1)  # Keras counts epochs from 0.
-        optimizers = [
-            getattr(self.model, name, None)
-            for name in ("generator_optimizer", "discriminator_optimizer", "optimizer")
-        ]
-        for optimizer in {id(o): o for o in optimizers if o is not None}.values():
+        for optimizer in model_optimizers(self.model).values():
             optimizer.learning_rate = rate
 
     def on_epoch_end(self, epoch, logs=None):

@@ -1,4 +1,5 @@
-"""Translating photos of any size with a generator: reflection-pad to a multiple of 4, crop back."""
+"""Translating image files with a generator: inputs from files, folders and globs; outputs that never
+replace an input or (without ``overwrite``) an existing file."""
 
 from __future__ import annotations
 
@@ -6,55 +7,12 @@ import glob
 import os
 from collections.abc import Callable, Iterable
 
-import keras
 import numpy as np
 from PIL import Image
 
 from cyclegan_keras.errors import MissingInputError, UsageError
-from cyclegan_keras.images import IMAGE_EXTENSIONS, image_files, open_image, save_image, to_float, to_uint8
+from cyclegan_keras.images import IMAGE_EXTENSIONS, image_files, open_image, save_image
 from cyclegan_keras.outputs import check_new_files
-
-MULTIPLE = 4
-MIN_SIDE = 8  # the generators' own reflection padding needs at least this much
-
-# uint8 [H, W, 3] -> uint8 [H, W, 3]
-Translator = Callable[[np.ndarray], np.ndarray]
-
-
-def pad_to_multiple(pixels: np.ndarray, multiple: int = MULTIPLE) -> tuple[np.ndarray, tuple[int, int]]:
-    """Reflection-pads an ``[H, W, C]`` image at the bottom and right to multiples of ``multiple``.
-
-    Returns the padded image and the original ``(H, W)`` to crop back to.
-    """
-    height, width = pixels.shape[:2]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    mode = "reflect" if pad_h < height and pad_w < width else "symmetric"
-    return np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode), (height, width)
-
-
-def keras_translator(generator: keras.Model) -> Translator:
-    """A ``Translator`` around a Keras generator: any size in, the same size out."""
-
-    def translate(pixels: np.ndarray) -> np.ndarray:
-        return _with_min_side(pixels, lambda x: _padded(generator, x))
-
-    return translate
-
-
-def _padded(generator: keras.Model, pixels: np.ndarray) -> np.ndarray:
-    padded, (height, width) = pad_to_multiple(pixels)
-    out = generator(to_float(padded)[None], training=False)
-    return to_uint8(keras.ops.convert_to_numpy(out)[0, :height, :width])
-
-
-def _with_min_side(pixels: np.ndarray, run: Translator) -> np.ndarray:
-    height, width = pixels.shape[:2]
-    if min(height, width) >= MIN_SIDE:
-        return run(pixels)
-    scale = MIN_SIDE / min(height, width)
-    size = (max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale)))
-    out = run(np.asarray(Image.fromarray(pixels).resize(size, Image.BICUBIC)))
-    return np.asarray(Image.fromarray(out).resize((width, height), Image.BICUBIC))
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
@@ -106,7 +64,7 @@ def output_paths(inputs: list[str], out: str | os.PathLike) -> list[str]:
 
 
 def translate_files(
-    translator: Translator,
+    translator: Callable[[np.ndarray], np.ndarray],
     inputs: Iterable[str],
     out: str | os.PathLike,
     max_size: int | None = None,
@@ -115,7 +73,7 @@ def translate_files(
     """Translates image files into ``out``; returns the files written.
 
     Args:
-        translator: see ``keras_translator`` (and ``cyclegan_keras.export.load_translator``).
+        translator: ``uint8 [H, W, 3]`` -> ``uint8 [H, W, 3]``, e.g. a ``cyclegan_keras.runners.Runner``.
         inputs: files, folders or globs (``expand_inputs``).
         out: a folder (created if needed) that gets ``<input name>.png`` for each input, or, for one
             input, the image file to write (its extension picks the format).

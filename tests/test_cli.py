@@ -120,6 +120,7 @@ def _weights(path):
     return keras.models.load_model(path, safe_mode=True).get_weights()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(data_dir, tmp_path):
     """`--resume` alone continues the killed run with its own saved settings."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -153,9 +154,8 @@ def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(data_dir, tmp_
             np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)
 
 
-def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch, tiny_cyclegan):
     from cyclegan_keras import checkpoint
-    from tests.test_model import tiny_cyclegan
 
     model = tiny_cyclegan(pool_size=0)
     model.compile()

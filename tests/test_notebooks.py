@@ -13,6 +13,7 @@ papermill = pytest.importorskip("papermill")
 NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
 
 
+@pytest.mark.slow
 def test_training_then_export_notebooks(photos, tmp_path):
     run = tmp_path / "run"
     papermill.execute_notebook(

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from cyclegan_keras import CycleGAN
-from tests.test_model import _pairs, assert_learns_colour_mapping, tiny_cyclegan
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_no_retracing_across_steps_epochs_and_fit_calls(monkeypatch):
+def test_no_retracing_across_steps_epochs_and_fit_calls(monkeypatch, tiny_cyclegan, pairs):
     traces = []
     original = CycleGAN._generator_losses
 
@@ -25,7 +24,7 @@ def test_no_retracing_across_steps_epochs_and_fit_calls(monkeypatch):
     monkeypatch.setattr(CycleGAN, "_generator_losses", counting)
     model = tiny_cyclegan(pool_size=2)
     model.compile()
-    data = _pairs(n=6).batch(2, drop_remainder=True).repeat()
+    data = pairs(n=6).batch(2, drop_remainder=True).repeat()
     model.fit(data, epochs=3, steps_per_epoch=3, verbose=0)
     model.fit(data, epochs=1, steps_per_epoch=2, verbose=0)
     assert len(traces) == 1
@@ -38,23 +37,24 @@ def policy():
     keras.config.set_dtype_policy(previous)
 
 
-def test_mixed_float16_scales_losses_for_both_optimizers(policy):
+def test_mixed_float16_scales_losses_for_both_optimizers(policy, tiny_cyclegan, pairs):
     policy("mixed_float16")
     model = tiny_cyclegan(pool_size=2)
     model.compile()
     assert isinstance(model.generator_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(model.discriminator_optimizer, keras.optimizers.LossScaleOptimizer)
     before = model.generator_ab.get_layer("conv_in").kernel.numpy().copy()
-    history = model.fit(_pairs().batch(2), epochs=2, verbose=0).history
+    history = model.fit(pairs().batch(2), epochs=2, verbose=0).history
     assert all(np.isfinite(v[-1]) for v in history.values())
     assert model.generator_ab.get_layer("norm_in").compute_dtype == "float16"
     assert model.generator_ab.output.dtype == "float32"  # final tanh in float32
     assert not np.array_equal(model.generator_ab.get_layer("conv_in").kernel.numpy(), before)
 
 
-def test_learning_check_passes_in_bfloat16(policy):
+@pytest.mark.slow
+def test_learning_check_passes_in_bfloat16(policy, learns_colour_mapping):
     policy("mixed_bfloat16")
-    model = assert_learns_colour_mapping()
+    model = learns_colour_mapping()
     assert model.generator_ab.get_layer("conv_in").compute_dtype == "bfloat16"
 
 
@@ -65,7 +65,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, numpy as np
-from tests.test_model import tiny_cyclegan
+from tests.conftest import make_tiny_cyclegan as tiny_cyclegan
 
 NETWORKS = ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b")
 
@@ -104,6 +104,7 @@ print("MIRRORED OK")
 """
 
 
+@pytest.mark.slow
 def test_mirrored_step_on_two_devices_equals_the_single_device_step():
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED], cwd=REPO, capture_output=True, text=True, timeout=600

@@ -1,0 +1,92 @@
+"""The web app's translation time in headless Chromium against LiteRT in Python, same file and photo.
+
+    python bench/web.py [--size 256] [--repeat 10]
+
+Exports a float32 ResNet 9-block generator (ngf 64, random weights: the time does not depend on them)
+with ``--format web``, serves it from 127.0.0.1 with the cross-origin isolation headers that allow
+WebAssembly threads, opens ``index.html?src=photo&repeat=N`` in Debian's headless Chromium (through
+chromedriver) and reads the page's median time; then times the same ``.tflite`` on the same photo
+with the LiteRT interpreter in Python (2 threads). Needs the LiteRT.js runtime in the cache or from
+the npm registry, and ``selenium``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.test_web import _open, _Server  # noqa: E402  (the test's server and page driver)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--screenshot", help="save a screenshot of the page here")
+    args = parser.parse_args()
+    import keras
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    from cyclegan_keras import resnet_generator
+    from cyclegan_keras.runners import LiteRTRunner
+    from cyclegan_keras.web import export_web
+
+    flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    isa = sorted({f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f" {f} " in flags})
+    print(f"CPU flags: {', '.join(isa)}; {os.cpu_count()} cores; {platform.python_version()}")
+    keras.utils.set_random_seed(0)
+    generator = resnet_generator(9, 64, name="horse2zebra")
+    work = tempfile.mkdtemp()
+    site = os.path.join(work, "site")
+    model = export_web(generator, site, input_size=args.size)
+    photos = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cyclegan_keras",
+                          "assets", "horse2zebra", "testA")  # fmt: skip
+    photo = Image.open(os.path.join(photos, sorted(os.listdir(photos))[0])).convert("RGB")
+    photo.resize((args.size, args.size), Image.BICUBIC).save(os.path.join(site, "photo.png"))
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=420,900"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    server = _Server(site)
+    try:
+        state = _open(browser, f"{server.url}index.html?src=photo.png&repeat={args.repeat}", timeout=600)
+        if args.screenshot:
+            browser.save_screenshot(args.screenshot)
+        threads = browser.execute_script("return navigator.hardwareConcurrency")
+    finally:
+        server.stop()
+        browser.quit()
+    if state["status"] != "done":
+        raise SystemExit(f"the page failed: {state['status']}")
+    page_ms = float(state["latencyMs"])
+
+    runner = LiteRTRunner(model, threads=2)
+    batch = np.asarray(Image.open(os.path.join(site, "photo.png")), np.float32)[None] / 127.5 - 1
+    runner.run_float(batch)
+    times = []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        runner.run_float(batch)
+        times.append(1000 * (time.perf_counter() - start))
+    python_ms = float(np.median(times))
+    print(f"| {args.size} px float32 | page ({state['backend']}, threads {state['threads']}, "
+          f"{threads} hardware threads) {page_ms:.0f} ms | Python LiteRT (2 threads) {python_ms:.0f} ms | "
+          f"{page_ms / python_ms:.2f}x |")  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Running a generator in each of its formats behind one interface: Keras, SavedModel, LiteRT, ONNX.
+
+A ``Runner`` translates ``uint8`` photos of any size (``runner(pixels)``), and exposes the model's
+own endpoints (``run_float``, ``run_uint8``) so that export verification only compares runners.
+``translate``, ``evaluate`` and export verification all go through ``load_runner``; the LiteRT
+runner is the standalone edge script's own class, so phones and this package run the same code.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+from PIL import Image
+
+from cyclegan_keras.errors import MissingExtraError, MissingInputError, UsageError
+from cyclegan_keras.images import pad_to_multiple, to_float, to_uint8
+
+# The generators' own reflection padding (3 pixels after two halvings) needs sides of at least 8.
+MIN_SIDE = 8
+
+
+class Runner:
+    """A generator in some format: ``uint8 [H, W, 3]`` photos of any size in, the same size out.
+
+    Subclasses give ``run_float`` (a float32 batch in [-1, 1] at a size the model takes -> its output)
+    and may give ``run_uint8`` natively (``native_uint8``); photos smaller than ``MIN_SIDE`` are
+    enlarged for the model and the result scaled back, in every format.
+    """
+
+    native_uint8 = False  # the file has a uint8 endpoint of its own (SavedModel, LiteRT --uint8-io)
+    float_io = True  # it has a float32 endpoint
+
+    def run_float(self, batch: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def run_uint8(self, batch: np.ndarray) -> np.ndarray:
+        """A ``uint8`` batch through the model, ``uint8`` out."""
+        return to_uint8(self.run_float(to_float(batch)))
+
+    def translate(self, pixels: np.ndarray) -> np.ndarray:
+        """One photo whose sides are at least ``MIN_SIDE``: padded to multiples of 4, cropped back."""
+        padded, (height, width) = pad_to_multiple(pixels)
+        return self.run_uint8(padded[None])[0, :height, :width]
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        height, width = pixels.shape[:2]
+        if min(height, width) >= MIN_SIDE:
+            return self.translate(pixels)
+        scale = MIN_SIDE / min(height, width)
+        size = (max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale)))
+        out = self.translate(np.asarray(Image.fromarray(pixels).resize(size, Image.BICUBIC)))
+        return np.asarray(Image.fromarray(out).resize((width, height), Image.BICUBIC))
+
+
+class KerasRunner(Runner):
+    """A Keras generator (the reference the exported files are checked against)."""
+
+    def __init__(self, generator):
+        self.generator = generator
+
+    def run_float(self, batch: np.ndarray) -> np.ndarray:
+        return keras.ops.convert_to_numpy(self.generator(batch, training=False)).astype(np.float32)
+
+
+class SavedModelRunner(Runner):
+    """A SavedModel of ``export_saved_model``: ``translate_float`` and the ``uint8`` ``serving_default``."""
+
+    native_uint8 = True
+
+    def __init__(self, path: str):
+        import tensorflow as tf
+
+        self._tf = tf
+        self.model = tf.saved_model.load(path)  # kept: it owns the variables the signatures read
+
+    def run_float(self, batch: np.ndarray) -> np.ndarray:
+        return self.model.signatures["translate_float"](images=self._tf.constant(batch))["images"].numpy()
+
+    def run_uint8(self, batch: np.ndarray) -> np.ndarray:
+        return self.model.signatures["serving_default"](images=self._tf.constant(batch))["images"].numpy()
+
+
+class LiteRTRunner(Runner):
+    """A ``.tflite`` generator, run by the edge script's ``LiteRTTranslator`` (no TensorFlow)."""
+
+    def __init__(self, path: str, threads: int | None = None):
+        from cyclegan_keras_edge.translate_litert import LiteRTTranslator
+
+        self.translator = LiteRTTranslator(path, threads=threads)
+        self.native_uint8 = self.translator.input["dtype"] == np.uint8
+        self.float_io = not self.native_uint8
+
+    def run_float(self, batch: np.ndarray) -> np.ndarray:
+        if not self.float_io:
+            raise UsageError("This LiteRT file takes uint8 pixels (exported with --uint8-io): use run_uint8.")
+        return self.translator.run(batch).astype(np.float32)
+
+    def run_uint8(self, batch: np.ndarray) -> np.ndarray:
+        return self.translator.run(batch) if self.native_uint8 else super().run_uint8(batch)
+
+    def translate(self, pixels: np.ndarray) -> np.ndarray:
+        # Fixed-size files resize to their input and back; dynamic ones pad inside.
+        return self.translator(pixels)
+
+
+class OnnxRunner(Runner):
+    """An ``.onnx`` generator of ``export_onnx`` (float32, dynamic height and width), on ONNX Runtime."""
+
+    def __init__(self, path: str, threads: int | None = None):
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise MissingExtraError(
+                "Running .onnx files needs onnxruntime: pip install 'cyclegan-keras[onnx]'"
+            ) from error
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run_float(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch.astype(np.float32)})[0]
+
+
+def model_path(model: str | os.PathLike) -> str:
+    """``model`` itself when it names a file or folder, else the cached file of the pretrained generator
+    of that name (downloaded and converted once: ``cyclegan_keras.presets``).
+
+    Raises:
+        MissingInputError: no such file, and no pretrained generator of that name.
+    """
+    model = os.fspath(model)
+    if os.path.exists(model) or os.sep in model or os.path.splitext(model)[1]:
+        return model
+    from cyclegan_keras.presets import PRETRAINED, check_name, pretrained_path
+
+    if model not in PRETRAINED:
+        try:
+            check_name(model)
+        except UsageError as error:
+            raise MissingInputError(f"No model file {model!r}. {error}") from None
+    return pretrained_path(model)
+
+
+def load_generator(path: str | os.PathLike, direction: str = "a_to_b") -> keras.Model:
+    """A generator from a ``.keras`` file (a generator or a whole CycleGAN), an official ``.pth``/``.npz``
+    checkpoint, or the name of a pretrained generator (``cyclegan_keras.presets.PRETRAINED``)."""
+    path = model_path(path)
+    if path.endswith((".pth", ".npz")):
+        from cyclegan_keras.official import load_official_generator
+
+        return load_official_generator(path, name="generator_ab" if direction == "a_to_b" else "generator_ba")
+    if not os.path.isfile(path):
+        raise MissingInputError(f"No model file {path!r}.")
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except (OSError, ValueError, TypeError) as error:  # not a zip, not a Keras archive, unknown classes
+        raise UsageError(f"{path!r} is not a .keras model this package can load: {error}") from error
+    if hasattr(model, "translate"):
+        return model.generator_ab if direction == "a_to_b" else model.generator_ba
+    return model
+
+
+def load_runner(path: str | os.PathLike, direction: str = "a_to_b", threads: int | None = None) -> Runner:
+    """The ``Runner`` for a generator file, folder or pretrained name.
+
+    Args:
+        path: a ``.keras`` generator or whole CycleGAN, an official ``.pth``/``.npz``, a SavedModel
+            folder, a ``.tflite``, an ``.onnx``, or the name of a pretrained generator
+            (``cyclegan_keras.presets.PRETRAINED``).
+        direction: which generator of a whole CycleGAN file.
+        threads: CPU threads for LiteRT and ONNX Runtime.
+    """
+    path = model_path(path)
+    if not os.path.exists(path):
+        raise MissingInputError(f"No model at {path!r}.")
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+            raise UsageError(f"{path!r} is a folder but not a SavedModel (no saved_model.pb).")
+        return SavedModelRunner(path)
+    if path.endswith(".tflite"):
+        return LiteRTRunner(path, threads)
+    if path.endswith(".onnx"):
+        return OnnxRunner(path, threads)
+    if path.endswith((".keras", ".pth", ".npz")):
+        return KerasRunner(load_generator(path, direction))
+    raise UsageError(
+        f"Unknown model file {path!r}: expected .keras, .pth, .npz, .tflite, .onnx or a SavedModel folder."
+    )

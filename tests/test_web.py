@@ -1,0 +1,187 @@
+"""The web app in a real browser: headless Chromium on pages served from 127.0.0.1, compared with
+LiteRT in Python on the same file and photo."""
+
+import base64
+import http.server
+import io
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cyclegan_keras.cli import main
+from cyclegan_keras.errors import UsageError
+from cyclegan_keras.runners import LiteRTRunner
+from tests.conftest import REPO
+
+# `.ci/run` packs the pinned runtime here from the npm registry (`npm pack`); tests serve it locally.
+NPM_DIR = REPO / "build" / "npm"
+TARBALLS = {
+    "@litertjs/core": "litertjs-core-2.5.3.tgz",
+    "@litertjs/wasm-utils": "litertjs-wasm-utils-2.5.3.tgz",
+}
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+SIZE = 64
+
+needs_runtime = pytest.mark.skipif(
+    not all((NPM_DIR / name).is_file() for name in TARBALLS.values()),
+    reason=f"the LiteRT.js tarballs are not in {NPM_DIR} (`.ci/run` packs them with npm)",
+)
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None or DRIVER is None,
+    reason="Debian's chromium and chromium-driver (`.ci/run` installs them)",
+)
+
+
+class _Server:
+    """Serves a folder on 127.0.0.1 with the headers that let a page use threads (cross-origin isolation)."""
+
+    def __init__(self, folder):
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def end_headers(self):
+                self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+                self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+                super().end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def registry(http_server, tmp_path, monkeypatch):
+    """A local npm registry holding the pinned LiteRT.js tarballs; an empty cache."""
+    folder, url, stop = http_server
+    for package, name in TARBALLS.items():
+        target = folder / package / "-" / name.removeprefix("litertjs-")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(NPM_DIR / name, target)
+    monkeypatch.setenv("CYCLEGAN_KERAS_NPM_REGISTRY", url)
+    monkeypatch.setenv("CYCLEGAN_KERAS_HOME", str(tmp_path / "cache"))
+    return stop
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=420,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _open(browser, url, timeout=180):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, timeout).until(
+        lambda d: d.execute_script("return document.body.dataset.status").startswith(("done", "error"))
+    )
+    return browser.execute_script("return Object.assign({}, document.body.dataset)")
+
+
+def _export(tiny_generator_file, site):
+    assert main(["export", "--model", str(tiny_generator_file), "--format", "web", "--input-size", str(SIZE),
+                 "--out", str(site)]) == 0  # fmt: skip
+
+
+@needs_runtime
+@needs_browser
+@pytest.mark.slow
+def test_page_translates_like_litert_in_python(tiny_generator_file, registry, tmp_path, photos, browser):
+    site = tmp_path / "site"
+    _export(tiny_generator_file, site)
+    assert {"index.html", "app.js", "generator.tflite", "model.json"} <= set(os.listdir(site))
+    assert (site / "litertjs" / "core" / "index.js").is_file() and list(
+        (site / "litertjs" / "wasm").glob("*.wasm")
+    )
+    registry()  # offline from here on: the page needs nothing but its folder
+    photo = (
+        Image.open(sorted((photos / "testA").iterdir())[0]).convert("RGB").resize((SIZE, SIZE), Image.BICUBIC)
+    )
+    photo.save(site / "horse.png")
+    expected = LiteRTRunner(str(site / "generator.tflite"))(np.asarray(photo))
+    server = _Server(site)
+    try:
+        state = _open(browser, server.url + "index.html?src=horse.png")
+        assert state["status"] == "done", state
+        data = browser.find_element("id", "output").get_attribute("src")
+        assert data.startswith("data:image/png;base64,")
+        got = np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).convert("RGB"))
+        within_one = np.mean(np.abs(got.astype(int) - expected.astype(int)) <= 1)
+        assert within_one >= 0.99, within_one
+        assert state["backend"] in ("WASM/XNNPACK", "WebGPU") and float(state["latencyMs"]) > 0
+        browser.save_screenshot(str(tmp_path / "web_app.png"))
+        assert (tmp_path / "web_app.png").stat().st_size > 0
+
+        # A file that is not an image, and a huge photo: a message on the page, or a result.
+        (site / "notes.jpg").write_text("not an image")
+        state = _open(browser, server.url + "index.html?src=notes.jpg")
+        assert state["status"].startswith("error:") and "not an image" in state["status"]
+        assert "not an image" in browser.find_element("id", "message").text
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (2400, 3600, 3), np.uint8)).save(
+            site / "big.png"
+        )
+        assert _open(browser, server.url + "index.html?src=big.png")["status"] == "done"
+    finally:
+        server.stop()
+
+
+@needs_runtime
+@needs_browser
+@pytest.mark.slow
+def test_a_browser_without_webassembly_simd_gets_a_message(tiny_generator_file, registry, tmp_path, browser):
+    site = tmp_path / "site"
+    _export(tiny_generator_file, site)
+    server = _Server(site)
+    browser.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": "WebAssembly.validate = () => false;"}
+    )
+    try:
+        state = _open(browser, server.url + "index.html")
+        assert state["status"].startswith("error:") and "SIMD" in state["status"]
+        assert "SIMD" in browser.find_element("id", "message").text
+    finally:
+        server.stop()
+        browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": ""})
+
+
+def test_offline_without_the_runtime_says_what_it_needs(tiny_generator_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CYCLEGAN_KERAS_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CYCLEGAN_KERAS_NPM_REGISTRY", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(SystemExit) as exit_info:
+        _export(tiny_generator_file, tmp_path / "site")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2 and "@litertjs/core" in err and "2.5.3" in err
+    assert not (tmp_path / "site").exists()
+
+
+@needs_runtime
+def test_a_tampered_runtime_is_refused(registry, http_server, tmp_path):
+    from cyclegan_keras.web import litertjs_runtime
+
+    folder = http_server[0]
+    tarball = folder / "@litertjs" / "core" / "-" / "core-2.5.3.tgz"
+    tarball.write_bytes(tarball.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(UsageError, match="sha512"):
+        litertjs_runtime()
+    assert not list((tmp_path / "cache" / "litertjs").glob("*"))
