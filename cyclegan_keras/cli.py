@@ -207,6 +207,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_direction(parser: argparse.ArgumentParser, more: str = "") -> None:
+    parser.add_argument(
+        "--direction",
+        choices=("a_to_b", "b_to_a"),
+        default="a_to_b",
+        help=f"for a whole CycleGAN .keras file: which generator (default: %(default)s){more}",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cyclegan-keras``."""
     parser = argparse.ArgumentParser(
@@ -242,12 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument(
         "--overwrite", action="store_true", help="replace output images that exist already (never an input)"
     )
-    translate.add_argument(
-        "--direction",
-        choices=("a_to_b", "b_to_a"),
-        default="a_to_b",
-        help="for a whole CycleGAN .keras file: which generator (default: %(default)s)",
-    )
+    _add_direction(translate)
     translate.add_argument(
         "--max-size", type=_positive_int, help="scale larger photos down to this side first"
     )
@@ -274,12 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--model", required=True, help=MODEL_HELP.replace(", SavedModel folder, .tflite, .onnx", "")
     )
-    export.add_argument(
-        "--direction",
-        choices=("a_to_b", "b_to_a"),
-        default="a_to_b",
-        help="for a whole CycleGAN .keras file: which generator (default: %(default)s)",
-    )
+    _add_direction(export)
     export.add_argument(
         "--format",
         required=True,
@@ -321,12 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = evaluate.add_mutually_exclusive_group(required=True)
     data.add_argument("--data-dir", help="a folder with testA/ and testB/")
     data.add_argument("--dataset", choices=CYCLE_GAN_CONFIGS, help="a tfds cycle_gan config")
-    evaluate.add_argument(
-        "--direction",
-        choices=("a_to_b", "b_to_a"),
-        default="a_to_b",
-        help="a_to_b: translate testA, compare with testB (default); b_to_a: the other way",
-    )
+    _add_direction(evaluate, "; a_to_b translates testA and compares with testB, b_to_a the other way")
     evaluate.add_argument("--size", type=_positive_int, default=256, help="test size (default: %(default)s)")
     evaluate.add_argument(
         "--resize",

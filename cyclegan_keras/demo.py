@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from importlib import resources
 
 import keras
 
-from cyclegan_keras.images import image_files
+from cyclegan_keras.images import image_files, sample_data_dir
 from cyclegan_keras.outputs import check_output_folder
 from cyclegan_keras.runners import KerasRunner
 from cyclegan_keras.runs import find_run, is_run_folder
 from cyclegan_keras.training import TrainConfig, load_config, train
 from cyclegan_keras.translate import translate_files
-
-
-def sample_data_dir() -> str:
-    """The folder of bundled horse/zebra photos (trainA, trainB, testA, testB)."""
-    return str(resources.files("cyclegan_keras") / "assets" / "horse2zebra")
 
 
 def demo_config(out: str, epochs: int | None = None) -> TrainConfig:

@@ -19,6 +19,7 @@ from cyclegan_keras.images import (
     MULTIPLE,
     image_files,
     resized_images,
+    sample_data_dir,
     tf_pad_to_multiple,
     tf_to_float,
     tf_to_uint8,
@@ -349,8 +350,6 @@ def check_verification(result: Verification, quantize: str | None, uint8_io: boo
 def verification_photos(folder: str | os.PathLike | None, size: int, count: int = 4) -> list[np.ndarray]:
     """Up to ``count`` real photos from ``folder`` (default: the bundled test photos), resized to ``size``."""
     if folder is None:
-        from cyclegan_keras.demo import sample_data_dir
-
         folder = os.path.join(sample_data_dir(), "testA")
     photos = resized_images(image_files(folder), size, count)
     if not photos:

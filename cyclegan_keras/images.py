@@ -7,6 +7,7 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -23,6 +24,11 @@ _PLAIN_MAX_SIDE = 2048
 
 # A path or the encoded bytes of an image file.
 ImageSource = str | bytes
+
+
+def sample_data_dir() -> str:
+    """The folder of photos bundled with the package (trainA, trainB, testA, testB of horse2zebra)."""
+    return str(resources.files("cyclegan_keras") / "assets" / "horse2zebra")
 
 
 def image_files(folder: str | os.PathLike) -> list[str]:

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 from PIL import Image
 
+from cyclegan_keras import model as _registered  # noqa: F401  (registers what .keras files name)
 from cyclegan_keras.errors import MissingExtraError, MissingInputError, UsageError
 from cyclegan_keras.images import pad_to_multiple, to_float, to_uint8
 

@@ -227,3 +227,30 @@ def test_help_does_not_import_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_export_and_runners_import_nothing_of_training():
+    code = (
+        "import sys\nimport cyclegan_keras.export, cyclegan_keras.runners, cyclegan_keras.evaluation\n"
+        "higher = ('cyclegan_keras.training', 'cyclegan_keras.demo', 'cyclegan_keras.cli')\n"
+        "bad = [m for m in higher if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_keras_files_load_in_fresh_processes(tiny_generator_file, tmp_path):
+    """The layers register themselves wherever a .keras file is read: the CLI, and Python after
+    `import keras, cyclegan_keras` (the README's order)."""
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.full((12, 16, 3), 60, np.uint8)).save(photo)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    for args in (
+        ["-m", "cyclegan_keras", "translate", "--model", str(tiny_generator_file), str(photo), "--out",
+         str(tmp_path / "o.png")],
+        ["-c", f"import keras, cyclegan_keras; keras.models.load_model({str(tiny_generator_file)!r})"],
+    ):  # fmt: skip
+        result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "o.png").is_file()
