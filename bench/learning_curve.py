@@ -210,8 +210,8 @@ def _keras_config(seed: int, steps: int):
         ngf=NGF,
         load_size=LOAD,
         crop_size=SIZE,
-        epochs=steps // epoch_steps,  # the official 100 + 100 epochs keep the rate constant this long
-        epochs_decay=0,
+        n_epochs=steps // epoch_steps,  # the official 100 + 100 epochs keep the rate constant this long
+        n_epochs_decay=0,
         seed=seed,
         out=str(WORK / f"keras-seed{seed}"),
         sample_every=steps // epoch_steps,
@@ -273,7 +273,7 @@ def run_keras(seed: int, steps: int, eval_every: int, judge: Judge) -> None:
 
     config = _keras_config(seed, steps)
     found = latest_checkpoint(os.path.join(config.out, "checkpoints"))
-    epoch_steps = steps // config.epochs
+    epoch_steps = steps // config.n_epochs
     start_step = found[1] * epoch_steps if found else 0
     result = _load_result("keras", seed, start_step)
     init = np.load(WORK / f"init-seed{seed}.npz")

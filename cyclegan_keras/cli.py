@@ -57,13 +57,13 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             if rules["exclusive"] not in exclusive:
                 exclusive[rules["exclusive"]] = group.add_mutually_exclusive_group()
             group = exclusive[rules["exclusive"]]
-        flag = "--" + spec.name.replace("_", "-")
+        flag = rules.get("flag", "--" + spec.name.replace("_", "-"))
         kind = next(
             t for t in typing.get_args(hints[spec.name]) or (hints[spec.name],) if t is not type(None)
         )
         default = DEFAULTS.__dict__[spec.name]
         if kind is bool:
-            group.add_argument(flag, action="store_true", help=rules["help"])
+            group.add_argument(flag, action="store_true", help=rules["help"], dest=spec.name)
             continue
         text = rules["help"]
         if rules.get("resume_keeps"):
@@ -71,7 +71,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             default = None  # so that --resume can tell "not given" from "given"
         elif default is not None and "default:" not in text:
             text += " (default: %(default)s)"
-        arguments = {"help": text, "default": default, "metavar": rules.get("metavar")}
+        arguments = {"help": text, "default": default, "metavar": rules.get("metavar"), "dest": spec.name}
         if "choices" in rules:
             arguments["choices"] = rules["choices"]
         else:
@@ -89,12 +89,12 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
     from cyclegan_keras.runs import find_run
     from cyclegan_keras.training import load_config
 
-    epochs = {k: getattr(args, k) for k in ("epochs", "epochs_decay") if getattr(args, k) is not None}
+    epochs = {k: getattr(args, k) for k in ("n_epochs", "n_epochs_decay") if getattr(args, k) is not None}
     if args.resume and find_run(args.out) is not None:
         # A resumed run keeps its own settings; only the length of training may change.
         return dataclasses.replace(load_config(args.out), out=args.out, **epochs)
     fields = {f.name for f in dataclasses.fields(TrainConfig) if "help" in f.metadata} - epochs.keys()
-    fields -= {"epochs", "epochs_decay"}
+    fields -= {"n_epochs", "n_epochs_decay"}
     return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}, **epochs)
 
 

@@ -9,7 +9,8 @@ line's help reads it).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from PIL import Image
@@ -120,7 +121,8 @@ def option(default: Any, help: str, group: str, **rules: Any) -> Any:
         group: the ``--help`` section (``data``, ``model``, ``optimisation``, ``run``).
         **rules: ``choices`` (allowed values), ``minimum`` (smallest allowed number), ``exclusive``
             (fields sharing this name cannot be given together), ``resume_keeps`` (``--resume``
-            keeps the run's value unless the flag is given), ``metavar``.
+            keeps the run's value unless the flag is given), ``metavar``, ``flag`` (the option's
+            name, when it is not the field's).
     """
     return field(default=default, metadata={"help": help, "group": group, **rules})
 
@@ -130,8 +132,9 @@ class TrainConfig:
     """Every setting of a run; the defaults are the official CycleGAN recipe.
 
     Data comes from ``data_dir`` (trainA/trainB folders) when given, else from the ``tfds`` dataset
-    ``cycle_gan/<dataset>``. ``epochs`` run at the full learning rate, then ``epochs_decay`` decay it
-    linearly to zero. ``steps_per_epoch`` shortens epochs for quick runs. ``deterministic`` turns on
+    ``cycle_gan/<dataset>``. ``n_epochs`` run at the full learning rate, then ``n_epochs_decay`` decay
+    it linearly to zero (the official names; ``total_epochs`` is their sum, what ``fit(epochs=)``
+    takes). ``steps_per_epoch`` shortens epochs for quick runs. ``deterministic`` turns on
     TensorFlow's op determinism so that the same seed gives the same weights. Each field's metadata
     holds its help text and rules (see ``option``).
     """
@@ -157,10 +160,10 @@ class TrainConfig:
     lambda_b: float = option(10.0, "weight of the B->A->B cycle loss", "model", minimum=0)
     lambda_identity: float = option(0.5, "identity loss weight, relative to the cycle weights", "model",
                                     minimum=0)  # fmt: skip
-    epochs: int = option(100, "epochs at the initial learning rate", "optimisation", minimum=0,
-                         resume_keeps=True)  # fmt: skip
-    epochs_decay: int = option(100, "epochs of linear decay to zero after them", "optimisation", minimum=0,
-                               resume_keeps=True)  # fmt: skip
+    n_epochs: int = option(100, "epochs at the initial learning rate", "optimisation", minimum=0,
+                           resume_keeps=True, flag="--epochs")  # fmt: skip
+    n_epochs_decay: int = option(100, "epochs of linear decay to zero after them", "optimisation", minimum=0,
+                                 resume_keeps=True, flag="--epochs-decay")  # fmt: skip
     batch_size: int = option(1, "images per domain per step", "optimisation", minimum=1)
     steps_per_epoch: int | None = option(None, "batches per epoch (default: max(|A|, |B|) / batch size); "
                                          "fewer for quick runs", "optimisation", minimum=1)  # fmt: skip
@@ -184,16 +187,33 @@ class TrainConfig:
     inception: str | None = option(None, "the Inception graph file for --eval-every (default: download "
                                    "once into the cache)", "run")  # fmt: skip
     versions: dict = field(default_factory=dict)
+    # The names before 0.2, which read like fit(epochs=) (all epochs); still accepted, with a warning.
+    epochs: InitVar[int | None] = None
+    epochs_decay: InitVar[int | None] = None
 
-    def __post_init__(self):
+    def __post_init__(self, epochs: int | None = None, epochs_decay: int | None = None):
+        for old, new, value in (
+            ("epochs", "n_epochs", epochs),
+            ("epochs_decay", "n_epochs_decay", epochs_decay),
+        ):
+            if value is not None:
+                warnings.warn(
+                    f"TrainConfig({old}=) is now TrainConfig({new}=), the official name: fit's "
+                    "epochs= counts all epochs, this one only those at the full learning rate.",
+                    DeprecationWarning,
+                    stacklevel=3,
+                )
+                setattr(self, new, value)
         for spec in dataclasses.fields(self):
             value, rules = getattr(self, spec.name), spec.metadata
             if "choices" in rules:
                 check_choice(spec.name, value, rules["choices"])
             if "minimum" in rules and value is not None and value < rules["minimum"]:
                 raise UsageError(f"{spec.name} must be >= {rules['minimum']}, got {value}")
-        if self.epochs + self.epochs_decay < 1:
-            raise UsageError("epochs and epochs_decay must add up to at least 1")
+        if self.n_epochs + self.n_epochs_decay < 1:
+            raise UsageError(
+                "n_epochs and n_epochs_decay (--epochs, --epochs-decay) must add up to at least 1"
+            )
         if self.lr <= 0:
             raise UsageError(f"lr must be > 0, got {self.lr}")
         kind, depth = GENERATORS[self.generator]
@@ -208,4 +228,28 @@ class TrainConfig:
 
     @property
     def total_epochs(self) -> int:
-        return self.epochs + self.epochs_decay
+        """All epochs of the run: ``n_epochs + n_epochs_decay`` (what ``fit(epochs=)`` takes)."""
+        return self.n_epochs + self.n_epochs_decay
+
+
+def _renamed(old: str, new: str) -> property:
+    def read(self):
+        warnings.warn(f"TrainConfig.{old} is now TrainConfig.{new}.", DeprecationWarning, stacklevel=2)
+        return getattr(self, new)
+
+    return property(read)
+
+
+# Set after the dataclass is made, whose __init__ keeps None as the old keywords' default.
+TrainConfig.epochs = _renamed("epochs", "n_epochs")
+TrainConfig.epochs_decay = _renamed("epochs_decay", "n_epochs_decay")
+
+
+def config_from_json(saved: dict) -> TrainConfig:
+    """A ``TrainConfig`` from a run's ``config.json``, whichever version of the package wrote it."""
+    saved = dict(saved)
+    for old, new in (("epochs", "n_epochs"), ("epochs_decay", "n_epochs_decay")):
+        if old in saved:
+            saved.setdefault(new, saved.pop(old))
+    known = {spec.name for spec in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{key: value for key, value in saved.items() if key in known})

@@ -26,8 +26,8 @@ def demo_config(out: str, epochs: int | None = None) -> TrainConfig:
         ndf=16,
         load_size=72,
         crop_size=64,
-        epochs=epochs // 2,
-        epochs_decay=epochs - epochs // 2,
+        n_epochs=epochs // 2,
+        n_epochs_decay=epochs - epochs // 2,
         lr=5e-4,
         out=os.path.join(out, "run"),
         num_samples=2,
@@ -47,7 +47,7 @@ def run_demo(out: str = "cyclegan-demo", epochs: int | None = None) -> dict[str,
     resume = find_run(run_dir) is not None
     if resume:
         config = dataclasses.replace(
-            load_config(run_dir), epochs=config.epochs, epochs_decay=config.epochs_decay
+            load_config(run_dir), n_epochs=config.n_epochs, n_epochs_decay=config.n_epochs_decay
         )
     result = train(config, resume=resume, verbose=2)
     horse = image_files(os.path.join(sample_data_dir(), "testA"))[0]

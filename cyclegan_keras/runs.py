@@ -63,7 +63,11 @@ def find_run(out: str | os.PathLike) -> RunState | None:
         return None
     path, epoch = found
     config = _saved_config(out)
-    total = int(config["epochs"]) + int(config["epochs_decay"]) if config else None
+    total = None
+    if config:
+        from cyclegan_keras.config import config_from_json
+
+        total = config_from_json(config).total_epochs
     return RunState(out, epoch, total, path)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from cyclegan_keras.checkpoint import Checkpointer, TrainingStopped, latest_checkpoint
-from cyclegan_keras.config import STRATEGIES, TrainConfig, check_choice
+from cyclegan_keras.config import STRATEGIES, TrainConfig, check_choice, config_from_json
 from cyclegan_keras.data import domain_folders, tfds_images, train_dataset
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.images import image_files, resized_images, to_float
@@ -127,11 +127,9 @@ def _versions() -> dict:
 
 
 def load_config(out: str) -> TrainConfig:
-    """The ``TrainConfig`` a run saved in ``out/config.json``."""
+    """The ``TrainConfig`` a run saved in ``out/config.json`` (also one that an earlier version wrote)."""
     with open(os.path.join(out, "config.json")) as file:
-        saved = json.load(file)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in saved.items() if k in known})
+        return config_from_json(json.load(file))
 
 
 def _trim_history(path: str, epochs_done: int) -> None:
@@ -160,7 +158,7 @@ def train(
 
     Args:
         config: the settings. To resume, pass the run's own (``load_config(out)``), with ``epochs``
-            and ``epochs_decay`` raised to train longer if wanted.
+            and ``n_epochs_decay`` raised to train longer if wanted.
         resume: continue from the newest checkpoint in ``config.out`` (``resume_run``: it says what it
             resumed, or that there is nothing to resume and the run starts at epoch 1).
         verbose: ``model.fit``'s verbosity.
@@ -224,7 +222,7 @@ def _run(config: TrainConfig, checkpoints: str, resume: bool, verbose, extra_cal
         log_dir=os.path.join(out, "logs"),
     )
     callbacks = [
-        LinearDecay(config.epochs, config.epochs_decay, config.lr),
+        LinearDecay(config.n_epochs, config.n_epochs_decay, config.lr),
         checkpointer,  # before the CSV row, so a row never claims an epoch that has no checkpoint
         *_evaluator(config, splits),  # after the checkpointer, whose NaN check its NaN gaps would trip
         keras.callbacks.CSVLogger(history_path, append=start > 0),

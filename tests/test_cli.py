@@ -234,7 +234,7 @@ BAD_OPTIONS = [
     (["train", "--batch-size", "0"], "positive integer"),
     (["convert", "--pth", "/no/h2z.pth", "--out", "g.keras"], "/no/h2z.pth"),
     (["export", "--model", "/no/g.keras", "--format", "tflite", "--out", "g.tflite"], "/no/g.keras"),
-    (["export", "--model", "x.keras", "--format", "onnx", "--quantize", "int8", "--out", "g"], "tflite only"),
+    (["export", "--model", "x.keras", "--format", "onnx", "--quantize", "int8", "--out", "g"], "web only"),
 ]
 
 

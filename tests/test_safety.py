@@ -254,3 +254,17 @@ def test_keras_files_load_in_fresh_processes(tiny_generator_file, tmp_path):
         result = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env)
         assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "o.png").is_file()
+
+
+def test_epoch_names_cannot_be_confused_and_old_ones_still_work(tmp_path):
+    from cyclegan_keras.config import TrainConfig
+    from cyclegan_keras.training import load_config
+
+    config = TrainConfig(n_epochs=3, n_epochs_decay=2)
+    assert config.total_epochs == 5  # what fit(epochs=) takes
+    with pytest.warns(DeprecationWarning, match="n_epochs"):
+        old = TrainConfig(epochs=4, epochs_decay=1)
+    assert (old.n_epochs, old.n_epochs_decay) == (4, 1)
+    (tmp_path / "config.json").write_text(json.dumps({"epochs": 7, "epochs_decay": 1, "crop_size": 64,
+                                                      "load_size": 72}))  # fmt: skip
+    assert load_config(str(tmp_path)).total_epochs == 8  # a run of version 0.1 resumes with its length
