@@ -556,6 +556,9 @@ def report(out: pathlib.Path) -> None:
                         table[i, steps.index(e["step"])] = e[direction][measure]
                 for r_values in table:
                     ax.plot(steps, r_values, color=colour, alpha=0.25, linewidth=0.8)
+                if len(done) > 1:  # the spread over seeds: lowest to highest
+                    ax.fill_between(steps, np.nanmin(table, axis=0), np.nanmax(table, axis=0), color=colour,
+                                    alpha=0.12, linewidth=0)  # fmt: skip
                 ax.plot(
                     steps,
                     np.nanmean(table, axis=0),
