@@ -25,19 +25,18 @@ def download(
     url: str,
     target: str,
     check: Callable[[str], None] | None = None,
-    file_hash: str | None = None,
     what: str = "the file",
 ) -> str:
-    """Downloads ``url`` to ``target`` with ``keras.utils.get_file`` (progress bar, hash check).
+    """Downloads ``url`` to ``target`` with ``keras.utils.get_file`` (progress bar, partial files removed).
 
-    The file arrives in a staging folder beside ``target``, is hashed and ``check``-ed there, and
-    only then is renamed into place, so an interrupted or bad download never sits at ``target``.
+    The file arrives in a staging folder beside ``target``, is ``check``-ed there (a hash, or that it
+    reads as what it should be), and only then is renamed into place, so an interrupted or bad
+    download never sits at ``target``.
 
     Args:
         url: where from.
         target: the cache path to fill.
         check: raises ``UsageError`` if the downloaded file is not what was wanted.
-        file_hash: its SHA-256, if known.
         what: how error messages name the file.
 
     Raises:
@@ -53,16 +52,9 @@ def download(
     try:
         try:
             path = keras.utils.get_file(
-                fname=os.path.basename(target),
-                origin=url,
-                file_hash=file_hash,
-                hash_algorithm="sha256",
-                cache_dir=staging,
-                cache_subdir="",
+                fname=os.path.basename(target), origin=url, cache_dir=staging, cache_subdir=""
             )
-        except (Exception, KeyboardInterrupt) as error:
-            if isinstance(error, KeyboardInterrupt):
-                raise
+        except Exception as error:  # get_file raises a bare Exception for HTTP and network errors
             raise UsageError(f"Could not download {what} from {url} ({error}). {by_hand}") from error
         if check is not None:
             try:
