@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from cyclegan_keras.errors import OutputExistsError
 
@@ -81,7 +81,9 @@ def check_output_file(path: str | os.PathLike, kind: str, flag: str = "--out") -
         )
 
 
-def check_output_folder(path: str | os.PathLike, is_ours, what: str, flag: str = "--out") -> None:
+def check_output_folder(
+    path: str | os.PathLike, is_ours: Callable[[str], bool], what: str, flag: str = "--out"
+) -> None:
     """Refuses a folder ``path`` unless it is new, empty, or ``is_ours(path)`` (a previous output).
 
     Raises:
