@@ -546,7 +546,7 @@ def report(out: pathlib.Path) -> None:
         for row, measure in enumerate(("score", "share")):
             ax = axes[row, col]
             for impl, colour in zip(IMPLS, ("tab:red", "tab:blue")):
-                done = [r for r in runs[impl].values() if r["evals"]]
+                done = [r for r in runs[impl].values() if r.get("done")]  # a running seed would skew means
                 if not done:
                     continue
                 steps = sorted({e["step"] for r in done for e in r["evals"]})
@@ -564,7 +564,7 @@ def report(out: pathlib.Path) -> None:
                     np.nanmean(table, axis=0),
                     color=colour,
                     linewidth=2,
-                    label=f"{impl} (mean of {len(done)} seeds)",
+                    label=f"{impl} (mean of {len(done)} finished seeds)",
                 )
             ax.set_title(f"{'A->B' if direction == 'ab' else 'B->A'}: {measure}")
             ax.grid(alpha=0.3)
