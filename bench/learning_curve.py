@@ -39,7 +39,8 @@ import numpy as np
 from PIL import Image
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "horse2zebra"
+# Another copy of the photos (a machine without ../shared) via LEARNING_CURVE_DATA.
+DATA = pathlib.Path(os.environ.get("LEARNING_CURVE_DATA", REPO.parent / "shared" / "data" / "horse2zebra"))
 RESULTS = REPO / "bench" / "results" / "learning_curve"
 WORK = (
     pathlib.Path(os.environ.get("CYCLEGAN_KERAS_HOME", "~/.cache/cyclegan-keras")).expanduser()
@@ -353,9 +354,13 @@ def _official_transform(path: pathlib.Path, rng: np.random.Generator) -> np.ndar
     return crop[:, ::-1] if rng.random() < 0.5 else crop
 
 
-def run_torch(seed: int, steps: int, eval_every: int, judge: Judge) -> None:
+def run_torch(seed: int, steps: int, eval_every: int, judge: Judge, device: str = "cpu") -> None:
     import torch
     from torch import nn
+
+    # float32 on a GPU too: TF32 matmuls and convolutions would be a difference of their own.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
     sys.path.insert(0, str(REPO / "tests"))
     from torch_reference import NLayerDiscriminator, ResnetGenerator
@@ -373,6 +378,7 @@ def run_torch(seed: int, steps: int, eval_every: int, judge: Judge) -> None:
         net.load_state_dict(
             {k.split("/", 1)[1]: torch.as_tensor(init[k]) for k in init.files if k.startswith(name + "/")}
         )
+        net.to(device)
     g_params = list(nets["generator_ab"].parameters()) + list(nets["generator_ba"].parameters())
     d_params = list(nets["discriminator_a"].parameters()) + list(nets["discriminator_b"].parameters())
     opt_g = torch.optim.Adam(g_params, lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
@@ -385,7 +391,7 @@ def run_torch(seed: int, steps: int, eval_every: int, judge: Judge) -> None:
     checkpoint = run_dir / "checkpoint.pt"
     start_epoch = 0
     if checkpoint.is_file():
-        state = torch.load(checkpoint, weights_only=False)  # our own file: pools and RNG states too
+        state = torch.load(checkpoint, map_location=device, weights_only=False)  # ours: pools, RNG too
         for name, net in nets.items():
             net.load_state_dict(state[name])
         opt_g.load_state_dict(state["opt_g"])
@@ -394,9 +400,10 @@ def run_torch(seed: int, steps: int, eval_every: int, judge: Judge) -> None:
         random.setstate(state["random"])
         start_epoch = state["epoch"]
     result = _load_result("torch", seed, start_epoch * epoch_steps)
+    result["device"] = torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
     mse, l1 = nn.MSELoss(), nn.L1Loss()
     g_ab, g_ba, d_a, d_b = (nets[k] for k in NETWORKS)
-    sources = {d: _tensor(judge.test[s]) for d, (s, _) in DIRECTIONS.items()}
+    sources = {d: _tensor(judge.test[s]).to(device) for d, (s, _) in DIRECTIONS.items()}
 
     def gan(scores, real: bool):
         return mse(scores, torch.full_like(scores, 1.0 if real else 0.0))
@@ -406,8 +413,9 @@ def run_torch(seed: int, steps: int, eval_every: int, judge: Judge) -> None:
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(epoch_steps)  # DataLoader(shuffle=True) over max(|A|, |B|) indices
         for batch, index in enumerate(order):
-            real_a = _tensor(_official_transform(files_a[index % len(files_a)], rng)[None])
-            real_b = _tensor(_official_transform(files_b[rng.integers(0, len(files_b))], rng)[None])
+            real_a = _tensor(_official_transform(files_a[index % len(files_a)], rng)[None]).to(device)
+            file_b = files_b[rng.integers(0, len(files_b))]  # drawn after A's crop and flip, as before
+            real_b = _tensor(_official_transform(file_b, rng)[None]).to(device)
             # optimize_parameters of models/cycle_gan_model.py; netG_A = g_ab, netD_A judges B = d_b.
             fake_b = g_ab(real_a)
             rec_a = g_ba(fake_b)
@@ -441,7 +449,7 @@ def run_torch(seed: int, steps: int, eval_every: int, judge: Judge) -> None:
                 entry = {"step": step, "seconds_per_step": (time.perf_counter() - clock) / eval_every}
                 with torch.no_grad():
                     for direction, generator in (("ab", g_ab), ("ba", g_ba)):
-                        out = generator(sources[direction]).numpy().transpose(0, 2, 3, 1)
+                        out = generator(sources[direction]).cpu().numpy().transpose(0, 2, 3, 1)
                         pixels = np.clip(np.rint((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
                         entry[direction] = judge.score(direction, pixels)
                 entry["losses"] = {
@@ -472,7 +480,9 @@ def run_torch(seed: int, steps: int, eval_every: int, judge: Judge) -> None:
     _atomic_json(_result_path("torch", seed), result)
 
 
-def worker(impl: str, seeds: list[int], steps: int, eval_every: int, threads: int) -> None:
+def worker(
+    impl: str, seeds: list[int], steps: int, eval_every: int, threads: int, device: str = "cpu"
+) -> None:
     if impl == "keras":
         import tensorflow as tf
 
@@ -484,7 +494,10 @@ def worker(impl: str, seeds: list[int], steps: int, eval_every: int, threads: in
         path = _result_path(impl, seed)
         if path.is_file() and json.loads(path.read_text()).get("done"):
             continue
-        (run_keras if impl == "keras" else run_torch)(seed, steps, eval_every, judge)
+        if impl == "keras":
+            run_keras(seed, steps, eval_every, judge)
+        else:
+            run_torch(seed, steps, eval_every, judge, device)
 
 
 def run(seeds: list[int], steps: int, eval_every: int, threads: int) -> None:
@@ -638,13 +651,16 @@ def main() -> None:
         sub.add_argument("--threads", type=int, default=1)
         if name == "worker":
             sub.add_argument("--impl", choices=IMPLS, required=True)
+            sub.add_argument("--device", default="cpu", help="torch only: where it trains, e.g. cuda:0")
     rep = commands.add_parser("report")
     rep.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "learning_results.md")
     args = parser.parse_args()
     if args.command == "run":
         run(args.seeds, args.steps, args.eval_every, args.threads)
     elif args.command == "worker":
-        worker(args.impl, args.seeds, args.steps, args.eval_every, args.threads)
+        if args.impl == "keras" and args.device != "cpu":
+            parser.error("--device is for --impl torch; the Keras runs use this machine's CPU")
+        worker(args.impl, args.seeds, args.steps, args.eval_every, args.threads, args.device)
     else:
         report(args.out)
 
