@@ -100,11 +100,12 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from cyclegan_keras.checkpoint import TrainingStopped
+    from cyclegan_keras.distributed import WorkerError
     from cyclegan_keras.training import train
 
     try:
         result = train(_config_from(args), resume=args.resume, verbose=args.verbose)
-    except TrainingStopped as error:
+    except (TrainingStopped, WorkerError) as error:
         print(f"cyclegan-keras: {error}", file=sys.stderr)
         return 1
     print(f"Trained to epoch {result.epoch}. Generators: {result.generator_ab}, {result.generator_ba}")
@@ -362,10 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         parser.exit(2, f"cyclegan-keras {args.command}: error: {error}\n")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         if args.debug:
             raise
-        parser.exit(130, "cyclegan-keras: interrupted; resume a training run with --resume\n")
+        # 128 + the signal's number, as a shell reports a process the signal ended.
+        status, why = (143, str(error)) if type(error).__name__ == "Interrupted" else (130, "interrupted")
+        parser.exit(status, f"cyclegan-keras: {why}; resume a training run with --resume\n")
     return 0
 
 

@@ -9,6 +9,7 @@ line's help reads it).
 from __future__ import annotations
 
 import dataclasses
+import sys
 import warnings
 from dataclasses import InitVar, dataclass, field
 from typing import Any
@@ -170,8 +171,11 @@ class TrainConfig:
     lr: float = option(2e-4, "Adam learning rate", "optimisation")
     beta1: float = option(0.5, "Adam beta_1", "optimisation")
     precision: str = option("float32", "float32, or mixed precision", "optimisation", choices=PRECISIONS)
-    strategy: str = option("default", "tf.distribute: one device, all local GPUs (mirrored), or TF_CONFIG "
-                           "workers", "optimisation", choices=STRATEGIES)  # fmt: skip
+    strategy: str = option("default", "tf.distribute: one device, all local GPUs (mirrored), or the "
+                           "TF_CONFIG workers (multi_worker); --batch-size is the global batch",
+                           "optimisation", choices=STRATEGIES)  # fmt: skip
+    worker_timeout: float = option(600.0, "multi_worker: seconds to wait for every worker to start",
+                                   "optimisation", minimum=1)  # fmt: skip
     jit_compile: bool = option(False, "XLA-compile the training step", "optimisation")
     steps_per_execution: int = option(1, "training steps per tf.function call", "optimisation", minimum=1)
     seed: int = option(0, "random seed", "optimisation")
@@ -196,7 +200,7 @@ class TrainConfig:
             ("epochs", "n_epochs", epochs),
             ("epochs_decay", "n_epochs_decay", epochs_decay),
         ):
-            if value is not None:
+            if value is not None and not isinstance(value, _ReadBack):
                 warnings.warn(
                     f"TrainConfig({old}=) is now TrainConfig({new}=), the official name: fit's "
                     "epochs= counts all epochs, this one only those at the full learning rate.",
@@ -232,10 +236,17 @@ class TrainConfig:
         return self.n_epochs + self.n_epochs_decay
 
 
+class _ReadBack(int):
+    """An old name's value as read from a config. ``dataclasses.replace`` passes every init keyword
+    read from the config, the old names too; this type lets ``__post_init__`` ignore those, so that
+    ``replace(config, n_epochs=4)`` keeps its 4."""
+
+
 def _renamed(old: str, new: str) -> property:
     def read(self):
-        warnings.warn(f"TrainConfig.{old} is now TrainConfig.{new}.", DeprecationWarning, stacklevel=2)
-        return getattr(self, new)
+        if sys._getframe(1).f_globals.get("__name__") != "dataclasses":  # a user's read, not replace()'s
+            warnings.warn(f"TrainConfig.{old} is now TrainConfig.{new}.", DeprecationWarning, stacklevel=2)
+        return _ReadBack(getattr(self, new))
 
     return property(read)
 

@@ -119,6 +119,7 @@ def train_dataset(
     start_epoch: int = 0,
     cache: bool = False,
     check_files: bool = True,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> TrainData:
     """The official training pipeline over two domains.
 
@@ -135,6 +136,10 @@ def train_dataset(
             ``3 * load_size**2`` bytes an image).
         check_files: decode every file once up front and skip unreadable ones with one warning, so
             that nothing fails mid-epoch.
+        input_context: under a ``tf.distribute`` strategy (``strategy.distribute_datasets_from_function``):
+            ``batch_size`` is then the global batch, and this worker's dataset holds only its replicas'
+            batches of ``batch_size / num_replicas_in_sync`` images, the ones it would get of a single
+            process's batches; the other images are never read here.
     """
     preprocessing = preprocessing or Preprocessing()
     if batch_size < 1:
@@ -152,6 +157,13 @@ def train_dataset(
             f"An epoch of {epoch_images} image(s) makes no batch of {batch_size}: lower the batch size."
         )
     per_epoch = steps * batch_size
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    if batch_size % replicas:
+        raise UsageError(
+            f"The batch size {batch_size} is the global batch: it must split evenly over the "
+            f"{replicas} replicas (devices of all workers); use a multiple of {replicas}."
+        )
+    per_replica = batch_size // replicas
     load_a = _Loader(sources_a, plain_a, preprocessing, cache)
     load_b = _Loader(sources_b, plain_b, preprocessing, cache)
 
@@ -183,15 +195,25 @@ def train_dataset(
             )
         return tuple(images)
 
+    dataset = tf.data.Dataset.range(start_epoch, 1 << 31).flat_map(epoch_indices)
+    if input_context and input_context.num_input_pipelines > 1:
+        # Image i of an epoch belongs to replica (i // per_replica) % replicas; replicas are numbered
+        # worker after worker, each worker's local ones in a row.
+        local = replicas // input_context.num_input_pipelines
+        worker = input_context.input_pipeline_id
+
+        def mine(a_index, b_index, step):
+            replica = (step % _SEED_STRIDE) // per_replica % replicas
+            return replica // local == worker
+
+        dataset = dataset.filter(mine)
     dataset = (
-        tf.data.Dataset.range(start_epoch, 1 << 31)
-        .flat_map(epoch_indices)
-        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(batch_size, drop_remainder=True)
+        dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(per_replica, drop_remainder=True)
         .prefetch(tf.data.AUTOTUNE)
     )
     if preprocessing.crops:
-        shape = (batch_size, preprocessing.crop_size, preprocessing.crop_size, 3)
+        shape = (per_replica, preprocessing.crop_size, preprocessing.crop_size, 3)
         dataset = dataset.map(lambda x, y: (tf.ensure_shape(x, shape), tf.ensure_shape(y, shape)))
     return TrainData(dataset, steps, sources_a, sources_b)
 

@@ -165,6 +165,14 @@ class CycleGAN(keras.Model):
             kwargs.setdefault("shuffle", False)
         return super().fit(x, **kwargs)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' TensorFlow trainer takes a first batch and averages it over the replicas to build an
+        # unbuilt model. Ours is built by then (fit, train), and under MultiWorkerMirroredStrategy that
+        # average fails on an (a, b) pair of per-replica batches.
+        if self.built and all(optimizer.built for optimizer in self.optimizers.values()):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def build_optimizers(self) -> None:
         """Creates both optimizers' variables, so their state can be restored before training."""
         for optimizer, variables in (
@@ -288,19 +296,39 @@ class CycleGAN(keras.Model):
         discriminator_variables = self.discriminator_variables
         grads = tape.gradient(scaled, discriminator_variables)
         self.discriminator_optimizer.apply_gradients(zip(grads, discriminator_variables))
-        return self._track(losses)
+        return self._track(_global_mean(losses))
 
     def test_step(self, data):
         a, b = _unpack(data)
         losses, fake_a, fake_b = self._generator_losses(a, b, training=False)
         losses["disc_a"] = self._discriminator_loss(self.discriminator_a, a, fake_a, training=False)
         losses["disc_b"] = self._discriminator_loss(self.discriminator_b, b, fake_b, training=False)
-        return self._track(losses)
+        return self._track(_global_mean(losses))
 
     def _track(self, losses):
         for name, tracker in self.loss_trackers.items():
             tracker.update_state(losses[name])
-        return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
+        results = {name: tracker.result() for name, tracker in self.loss_trackers.items()}
+        if _multi_worker():
+            # Keras 3 averages the workers' logs along axis 0, which a scalar lacks (keras-team/keras
+            # via tensorflow/tensorflow#72388); every replica logs the same global mean anyway.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
+
+
+def _multi_worker() -> bool:
+    extended = tf.distribute.get_strategy().extended
+    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+
+
+def _global_mean(losses: dict) -> dict:
+    """Each loss averaged over all replicas (of every worker), so that every replica logs the same."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return losses
+    names = list(losses)
+    stacked = tf.stack([tf.cast(losses[name], tf.float32) for name in names])
+    return dict(zip(names, tf.unstack(context.all_reduce("mean", stacked))))
 
 
 def _l1(x, y):

@@ -15,8 +15,17 @@ import numpy as np
 import tensorflow as tf
 
 from cyclegan_keras.checkpoint import Checkpointer, TrainingStopped, latest_checkpoint
-from cyclegan_keras.config import STRATEGIES, TrainConfig, check_choice, config_from_json
+from cyclegan_keras.config import TrainConfig, config_from_json
 from cyclegan_keras.data import domain_folders, tfds_images, train_dataset
+from cyclegan_keras.distributed import (
+    agree,
+    distribution_strategy,
+    is_chief,
+    lost_worker,
+    stop_on_sigterm,
+    take_back_sigterm,
+    worker_folder,
+)
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.images import image_files, resized_images, to_float
 from cyclegan_keras.model import CycleGAN, official_adam
@@ -64,17 +73,6 @@ def build_cyclegan(config: TrainConfig) -> CycleGAN:
         steps_per_execution=config.steps_per_execution,
     )
     return model
-
-
-def distribution_strategy(name: str) -> tf.distribute.Strategy:
-    """``default`` (one device), ``mirrored`` (all local GPUs) or ``multi_worker`` (machines named by
-    the ``TF_CONFIG`` environment variable), as ``tf.distribute`` strategies."""
-    check_choice("strategy", name, STRATEGIES)
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def _domains(config: TrainConfig) -> dict[str, list]:
@@ -169,87 +167,142 @@ def train(
         OutputExistsError: ``resume`` is False and ``config.out`` holds a run with checkpoints, or
             files of something else; nothing there is touched.
         TrainingStopped: a loss became NaN or Inf; the last good checkpoint is kept.
+        WorkerError: ``multi_worker`` only: the other workers did not start within
+            ``config.worker_timeout`` seconds, or one was lost during training.
+        Interrupted: SIGTERM stopped training (a ``KeyboardInterrupt``, as Ctrl-C is); the last
+            checkpoint is kept.
     """
+    with stop_on_sigterm():
+        # Before anything else touches TensorFlow: the multi-worker runtime must start first.
+        strategy = distribution_strategy(config.strategy, config.worker_timeout)
+        take_back_sigterm()
+        chief = is_chief(config.strategy)
+        out = config.out
+        if chief:
+            if not resume or find_run(out) is None:
+                check_new_run(out)
+            os.makedirs(out, exist_ok=True)
+            config.versions = _versions()
+            with open(os.path.join(out, "config.json"), "w") as file:
+                json.dump(dataclasses.asdict(config), file, indent=2)
+
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(config.precision)
+        try:
+            with worker_folder(out, chief) as saves:
+                return _run(config, strategy, saves, resume, verbose, list(callbacks))
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+
+
+def _batch_shape(config: TrainConfig, replicas: int) -> tuple:
+    size = config.crop_size if config.preprocessing().crops else None
+    return (config.batch_size // replicas, size, size, 3)
+
+
+def _distributed_data(strategy, splits: dict, config: TrainConfig, start: int):
+    made = []
+
+    def dataset_fn(context):
+        made.append(
+            train_dataset(
+                splits["trainA"],
+                splits["trainB"],
+                batch_size=config.batch_size,
+                preprocessing=config.preprocessing(),
+                seed=config.seed,
+                steps_per_epoch=config.steps_per_epoch,
+                start_epoch=start,
+                cache=config.cache,
+                input_context=context,
+            )
+        )
+        return made[-1].dataset
+
+    dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    return dataset, made[0].steps_per_epoch
+
+
+def _run(
+    config: TrainConfig, strategy, saves: str, resume: bool, verbose, extra_callbacks: list
+) -> RunResult:
+    """Trains; reads the run folder ``config.out`` to resume and writes into ``saves`` (``worker_folder``)."""
     out = config.out
-    checkpoints = os.path.join(out, CHECKPOINTS)
-    if not resume or find_run(out) is None:
-        check_new_run(out)
-    os.makedirs(out, exist_ok=True)
-    config.versions = _versions()
-    with open(os.path.join(out, "config.json"), "w") as file:
-        json.dump(dataclasses.asdict(config), file, indent=2)
-
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(config.precision)
-    try:
-        return _run(config, checkpoints, resume, verbose, list(callbacks))
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
-
-
-def _run(config: TrainConfig, checkpoints: str, resume: bool, verbose, extra_callbacks: list) -> RunResult:
-    out = config.out
+    chief = saves == out
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise UsageError(
+            f"--batch-size {config.batch_size} is the global batch: it must split evenly over the "
+            f"{replicas} replicas of --strategy {config.strategy}; use a multiple of {replicas}."
+        )
     splits = _domains(config)
-    strategy = distribution_strategy(config.strategy)
     with strategy.scope():
         model = build_cyclegan(config)
-        start = 0
-        if resume:
-            shape = (config.batch_size, config.crop_size, config.crop_size, 3)
-            model.build(shape if config.preprocessing().crops else (config.batch_size, None, None, 3))
-            start = resume_run(model, out, verbose=verbose != 0)
-    data = train_dataset(
-        splits["trainA"],
-        splits["trainB"],
-        batch_size=config.batch_size,
-        preprocessing=config.preprocessing(),
-        seed=config.seed,
-        steps_per_epoch=config.steps_per_epoch,
-        start_epoch=start,
-        cache=config.cache,
-    )
-    history_path = os.path.join(out, "history.csv")
-    _trim_history(history_path, start)
-    checkpointer = Checkpointer(checkpoints)
-    samples = SampleImages(
-        _sample_images(splits.get("testA", splits["trainA"]), config),
-        _sample_images(splits.get("testB", splits["trainB"]), config),
-        os.path.join(out, "samples"),
-        every=config.sample_every,
-        log_dir=os.path.join(out, "logs"),
-    )
+        # Built here rather than by fit: a distributed dataset does not tell fit its shape up front.
+        model.build(_batch_shape(config, replicas))
+        model.build_optimizers()
+        start = resume_run(model, out, verbose=verbose != 0 and chief) if resume else 0
+    if config.strategy == "multi_worker":
+        low, high = agree(strategy, start)
+        if low != high:
+            raise UsageError(
+                f"The workers found different checkpoints to resume from (epochs {low} to {high}): every "
+                f"worker must read the chief's run folder {out!r} (shared storage), and none its own copy."
+            )
+    dataset, steps_per_epoch = _distributed_data(strategy, splits, config, start)
+    checkpointer = Checkpointer(os.path.join(saves, CHECKPOINTS))
     callbacks = [
         LinearDecay(config.n_epochs, config.n_epochs_decay, config.lr),
         checkpointer,  # before the CSV row, so a row never claims an epoch that has no checkpoint
-        *_evaluator(config, splits),  # after the checkpointer, whose NaN check its NaN gaps would trip
-        keras.callbacks.CSVLogger(history_path, append=start > 0),
-        samples,
-        keras.callbacks.TensorBoard(os.path.join(out, "logs")),
-        *extra_callbacks,
     ]
+    if chief:  # the run's other files come from one worker
+        history_path = os.path.join(out, "history.csv")
+        _trim_history(history_path, start)
+        samples = SampleImages(
+            _sample_images(splits.get("testA", splits["trainA"]), config),
+            _sample_images(splits.get("testB", splits["trainB"]), config),
+            os.path.join(out, "samples"),
+            every=config.sample_every,
+            log_dir=os.path.join(out, "logs"),
+        )
+        callbacks += [
+            *_evaluator(config, splits),  # after the checkpointer, whose NaN check its NaN gaps would trip
+            keras.callbacks.CSVLogger(history_path, append=start > 0),
+            samples,
+            keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+        ]
     history = {}
     if start < config.total_epochs:
-        fit = model.fit(
-            data.dataset,
-            epochs=config.total_epochs,
-            steps_per_epoch=data.steps_per_epoch,
-            initial_epoch=start,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the pipeline shuffles, reproducibly
-        )
+        try:
+            fit = model.fit(
+                dataset,
+                epochs=config.total_epochs,
+                steps_per_epoch=steps_per_epoch,
+                initial_epoch=start,
+                callbacks=[*callbacks, *extra_callbacks],
+                verbose=verbose if chief else 0,
+                shuffle=False,  # the pipeline shuffles, reproducibly
+            )
+        except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as error:
+            if config.strategy != "multi_worker":
+                raise
+            raise lost_worker(error, os.path.join(out, CHECKPOINTS)) from error
         history = fit.history
     if checkpointer.stopped_on:
         raise TrainingStopped(
             f"Training stopped: {checkpointer.stopped_on}. The last good checkpoint is kept in "
-            f"{checkpoints!r}; lower --lr or check the data, then resume with --resume."
+            f"{os.path.join(out, CHECKPOINTS)!r}; lower --lr or check the data, then resume with --resume."
         )
-    paths = {}
     for name in ("generator_ab", "generator_ba"):
-        paths[name] = os.path.join(out, f"{name}.keras")
-        getattr(model, name).save(paths[name])
-    found = latest_checkpoint(checkpoints)
-    return RunResult(out, found[1] if found else start, paths["generator_ab"], paths["generator_ba"], history)
+        getattr(model, name).save(os.path.join(saves, f"{name}.keras"))
+    found = latest_checkpoint(os.path.join(saves, CHECKPOINTS))
+    return RunResult(
+        out,
+        found[1] if found else start,
+        os.path.join(out, "generator_ab.keras"),
+        os.path.join(out, "generator_ba.keras"),
+        history,
+    )

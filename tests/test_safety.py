@@ -268,3 +268,22 @@ def test_epoch_names_cannot_be_confused_and_old_ones_still_work(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"epochs": 7, "epochs_decay": 1, "crop_size": 64,
                                                       "load_size": 72}))  # fmt: skip
     assert load_config(str(tmp_path)).total_epochs == 8  # a run of version 0.1 resumes with its length
+
+
+def test_resume_with_epochs_trains_to_the_new_length(tmp_path):
+    """`train --resume --epochs N` (dataclasses.replace of the saved config) used to keep the old N."""
+    import dataclasses
+    import warnings
+
+    from cyclegan_keras.cli import _config_from, build_parser
+    from cyclegan_keras.config import TrainConfig
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nor a warning about the old names, which replace() reads
+        assert dataclasses.replace(TrainConfig(n_epochs=30), n_epochs=4).n_epochs == 4
+    run = tmp_path / "run"
+    (run / "checkpoints" / "ckpt-00002").mkdir(parents=True)
+    (run / "checkpoints" / "latest").write_text(json.dumps({"checkpoint": "ckpt-00002", "epoch": 2}))
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(TrainConfig(n_epochs=30, out=str(run)))))
+    args = build_parser().parse_args(["train", "--resume", "--out", str(run), "--epochs", "4"])
+    assert (_config_from(args).n_epochs, _config_from(args).n_epochs_decay) == (4, 100)
