@@ -591,9 +591,9 @@ def report(out: pathlib.Path) -> None:
     lines.append(f"![learning curves]({plot.name})\n")
     lines.append(
         "| impl | seed | steps | A->B score: last / best / mean after half | share last | "
-        "B->A score: last / best / mean after half | s/step |"
+        "B->A score: last / best / mean after half | s/step | device |"
     )
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|")
     paired = {d: {} for d in DIRECTIONS}
     for impl in IMPLS:
         for seed, r in sorted(runs[impl].items()):
@@ -610,7 +610,8 @@ def report(out: pathlib.Path) -> None:
             speed = np.median([e["seconds_per_step"] for e in r["evals"]])
             lines.append(
                 f"| {impl} | {seed} | {last['step']}{'' if r.get('done') else ' (running)'} | "
-                f"{cells[0]} | {last['ab']['share']:.2f} | {cells[1]} | {speed:.2f} |"
+                f"{cells[0]} | {last['ab']['share']:.2f} | {cells[1]} | {speed:.2f} | "
+                f"{r.get('device', 'cpu')} |"
             )
     lines.append("")
     for direction in DIRECTIONS:

@@ -48,6 +48,7 @@ _EXPORTS = {
     "kernel_inception_distance": "metrics",
     "LOSS_NAMES": "model",
     "CycleGAN": "model",
+    "OfficialAdam": "model",
     "official_adam": "model",
     "patchgan_discriminator": "networks",
     "resnet_generator": "networks",

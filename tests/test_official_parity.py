@@ -139,3 +139,29 @@ def test_one_train_step_matches_official_step():
         theirs = _flat(official_after.get_weights()) - before[key]
         assert np.linalg.norm(theirs) > 0
         assert np.linalg.norm(ours - theirs) < 0.1 * np.linalg.norm(theirs), key
+
+
+def test_official_adam_updates_as_torch_adam_does():
+    """PyTorch adds epsilon after Adam's bias correction, Keras before: OfficialAdam does as PyTorch."""
+    from cyclegan_keras import OfficialAdam
+
+    rng = np.random.default_rng(0)
+    scales = 10.0 ** rng.uniform(-10, -1, 2000)  # gradients from round-off size to large
+    grads = [(rng.standard_normal(2000) * scales).astype("float32") for _ in range(20)]
+    start = rng.standard_normal(2000).astype("float32")
+    weights = torch.tensor(start.copy(), requires_grad=True)
+    adam = torch.optim.Adam([weights], lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
+    for grad in grads:
+        weights.grad = torch.tensor(grad)
+        adam.step()
+    theirs = weights.detach().numpy() - start
+
+    def gap(optimizer):
+        variable = keras.Variable(start.copy())
+        for grad in grads:
+            optimizer.apply_gradients([(keras.ops.convert_to_tensor(grad), variable)])
+        ours = keras.ops.convert_to_numpy(variable) - start
+        return np.linalg.norm(ours - theirs) / np.linalg.norm(theirs)
+
+    assert gap(OfficialAdam(2e-4, 0.5, 0.999, 1e-8)) < 1e-4
+    assert gap(keras.optimizers.Adam(2e-4, 0.5, 0.999, 1e-8)) > 0.1  # the difference it makes
