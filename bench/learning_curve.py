@@ -536,23 +536,24 @@ def run(seeds: list[int], steps: int, eval_every: int, threads: int) -> None:
 # -- the report -------------------------------------------------------------------------------------
 
 
-def _curves(impl: str) -> dict[int, dict]:
+def _curves(impl: str, folder: pathlib.Path = RESULTS) -> dict[int, dict]:
     out = {}
-    for path in sorted(RESULTS.glob(f"{impl}-seed*.json")):
+    for path in sorted(folder.glob(f"{impl}-seed*.json")):
         result = json.loads(path.read_text())
         out[result["seed"]] = result
     return out
 
 
-def report(out: pathlib.Path) -> None:
-    """Writes the plot and the tables of ``docs/learning.md``'s measured part to ``out`` (markdown)."""
+def report(out: pathlib.Path, keras_results: pathlib.Path = RESULTS) -> None:
+    """Writes the plot and the tables of ``docs/learning.md``'s measured part to ``out`` (markdown);
+    the Keras runs' results are read from ``keras_results``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from scipy import stats
 
-    runs = {impl: _curves(impl) for impl in IMPLS}
+    runs = {impl: _curves(impl, keras_results if impl == "keras" else RESULTS) for impl in IMPLS}
     figure, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     lines = []
     for col, direction in enumerate(DIRECTIONS):
@@ -585,7 +586,7 @@ def report(out: pathlib.Path) -> None:
     for ax in axes[1]:
         ax.set_xlabel("training step")
     figure.tight_layout()
-    plot = out.parent / "learning_curve.png"
+    plot = out.with_suffix(".png")
     figure.savefig(plot, dpi=90)
 
     lines.append(f"![learning curves]({plot.name})\n")
@@ -654,7 +655,10 @@ def main() -> None:
             sub.add_argument("--impl", choices=IMPLS, required=True)
             sub.add_argument("--device", default="cpu", help="torch only: where it trains, e.g. cuda:0")
     rep = commands.add_parser("report")
-    rep.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "learning_results.md")
+    rep.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "learning_results.md",
+                     help="the tables; the plot goes beside it, as .png")  # fmt: skip
+    rep.add_argument("--keras-results", type=pathlib.Path, default=RESULTS,
+                     help="the Keras runs' JSON files (earlier runs are kept in subfolders)")  # fmt: skip
     args = parser.parse_args()
     if args.command == "run":
         run(args.seeds, args.steps, args.eval_every, args.threads)
@@ -663,7 +667,7 @@ def main() -> None:
             parser.error("--device is for --impl torch; the Keras runs use this machine's CPU")
         worker(args.impl, args.seeds, args.steps, args.eval_every, args.threads, args.device)
     else:
-        report(args.out)
+        report(args.out, args.keras_results)
 
 
 if __name__ == "__main__":
