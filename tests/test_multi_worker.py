@@ -135,21 +135,16 @@ def test_two_workers_train_what_one_process_trains(data_dir, tmp_path, pool):
     assert [p.name for p in (workers_run / "samples").iterdir()] == ["epoch_0001.png"]
     assert all(not any(temp.iterdir()) for temp in temps), [list(t.iterdir()) for t in temps]
 
-    mirrored_run = tmp_path / "mirrored"
-    _one_process(_train_args(data_dir, mirrored_run, pool), tmp_path, "--strategy", "mirrored")
-    references = [mirrored_run]
-    if pool == 0:  # per-replica pools make two replicas differ from one batch of 2 by design
-        default_run = tmp_path / "default"
-        _one_process(_train_args(data_dir, default_run, pool), tmp_path)
-        references.append(default_run)
-
-    ours = _outputs(workers_run)
-    for reference in references:
-        theirs = _outputs(reference)
-        for name in ours:
-            # Two steps from the same weights on the same images: only float round-off apart (each
-            # process sums the replicas' gradients in its own order).
-            np.testing.assert_allclose(ours[name], theirs[name], atol=2e-3, err_msg=f"{reference} {name}")
+    # Without pools: one plain process with batch 2. With pools: two replicas in one process, since
+    # per-replica pools make two replicas differ from one batch of 2 by design.
+    reference = tmp_path / "one-process"
+    strategy = ("--strategy", "mirrored") if pool else ()
+    _one_process(_train_args(data_dir, reference, pool), tmp_path, *strategy)
+    ours, theirs = _outputs(workers_run), _outputs(reference)
+    for name in ours:
+        # Two steps from the same weights on the same images: only float round-off apart (each
+        # process sums the replicas' gradients in its own order).
+        np.testing.assert_allclose(ours[name], theirs[name], atol=2e-3, err_msg=name)
 
 
 def test_a_worker_started_alone_times_out_with_a_clear_message_and_writes_nothing(data_dir, tmp_path):
@@ -191,13 +186,13 @@ def test_killed_worker_stops_the_other_with_a_clear_error_and_resume_continues_i
 ):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     # Pool off: a checkpoint holds the chief's pool only, so per-replica pools resume differently.
-    args = {run: _train_args(data_dir, run, 0, epochs=4, steps=2) for run in (reference, killed)}
+    args = {run: _train_args(data_dir, run, 0, epochs=3, steps=2) for run in (reference, killed)}
     _finish_ok(_workers(args[reference], tmp_path)[0])
 
     processes, _ = _workers(args[killed], tmp_path)
     latest = killed / "checkpoints" / "latest"
     deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline and not (latest.exists() and _epoch(latest) >= 2):
+    while time.monotonic() < deadline and not latest.exists():
         assert processes[0].poll() is None, processes[0].communicate()[1][-3000:]
         time.sleep(0.2)
     processes[1].kill()  # SIGKILL: no chance to say goodbye
@@ -207,10 +202,10 @@ def test_killed_worker_stops_the_other_with_a_clear_error_and_resume_continues_i
     assert time.monotonic() - killed_at < 90
     assert "Lost contact with another worker" in stderr and "--resume" in stderr
     epoch = _epoch(latest)
-    assert 2 <= epoch < 4 and not (killed / "generator_ab.keras").exists()
+    assert 1 <= epoch < 3 and not (killed / "generator_ab.keras").exists()
 
     _finish_ok(_workers(["--out", str(killed), "--resume", "--verbose", "0"], tmp_path)[0])
-    assert _epoch(latest) == 4
+    assert _epoch(latest) == 3
     ours, theirs = _outputs(killed), _outputs(reference)
     for name in ours:  # the same processes, the same data and state: the same numbers
         np.testing.assert_allclose(ours[name], theirs[name], atol=1e-5, err_msg=name)
