@@ -181,8 +181,9 @@ def test_a_waiting_worker_stops_at_once_on_sigterm_or_ctrl_c(data_dir, tmp_path,
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("victim", [1, 0], ids=["worker", "chief"])
 def test_killed_worker_stops_the_other_with_a_clear_error_and_resume_continues_identically(
-    data_dir, tmp_path
+    data_dir, tmp_path, victim
 ):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     # Pool off: a checkpoint holds the chief's pool only, so per-replica pools resume differently.
@@ -195,10 +196,11 @@ def test_killed_worker_stops_the_other_with_a_clear_error_and_resume_continues_i
     while time.monotonic() < deadline and not latest.exists():
         assert processes[0].poll() is None, processes[0].communicate()[1][-3000:]
         time.sleep(0.2)
-    processes[1].kill()  # SIGKILL: no chance to say goodbye
+    processes[victim].kill()  # SIGKILL: no chance to say goodbye
     killed_at = time.monotonic()
-    (_, stderr), _ = _finish(processes)
-    assert processes[0].returncode == 1, stderr[-3000:]
+    survivor = processes[1 - victim]
+    (_, stderr) = _finish(processes)[1 - victim]
+    assert survivor.returncode == 1, stderr[-3000:]
     assert time.monotonic() - killed_at < 90
     assert "Lost contact with another worker" in stderr and "--resume" in stderr
     epoch = _epoch(latest)
