@@ -3,6 +3,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pathlib  # noqa: E402
+import shutil  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -18,6 +19,17 @@ SAMPLES = REPO / "cyclegan_keras" / "assets" / "horse2zebra"
 def photos() -> pathlib.Path:
     """Real horse and zebra photos in trainA/trainB/testA/testB: the shared subset, else the bundled few."""
     return SHARED_DATA if SHARED_DATA.is_dir() else SAMPLES
+
+
+def photo_subset(root: pathlib.Path, photos: pathlib.Path, counts: dict) -> pathlib.Path:
+    """A dataset folder in ``root`` with the first ``counts[split]`` photos of each split."""
+    from cyclegan_keras.images import image_files
+
+    for split, n in counts.items():
+        (root / split).mkdir()
+        for path in image_files(photos / split)[:n]:
+            shutil.copy(path, root / split)
+    return root
 
 
 def make_tiny_cyclegan(**kwargs):

@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,8 +14,8 @@ import pytest
 from PIL import Image
 
 from cyclegan_keras.cli import main
-from cyclegan_keras.images import image_files
 from cyclegan_keras.networks import resnet_generator
+from tests.conftest import photo_subset
 
 TINY = [
     "--generator",
@@ -40,12 +39,9 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory, photos):
-    root = tmp_path_factory.mktemp("h2z")
-    for split, n in (("trainA", 4), ("trainB", 6), ("testA", 2), ("testB", 2)):
-        (root / split).mkdir()
-        for path in image_files(photos / split)[:n]:
-            shutil.copy(path, root / split)
-    return root
+    return photo_subset(
+        tmp_path_factory.mktemp("h2z"), photos, {"trainA": 4, "trainB": 6, "testA": 2, "testB": 2}
+    )
 
 
 def test_train_leaves_every_artefact(data_dir, tmp_path):

@@ -7,7 +7,6 @@ also per-replica pools), and, with the pool off, the plain default strategy with
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import keras
 import numpy as np
 import pytest
 
-from cyclegan_keras.images import image_files
+from tests.conftest import photo_subset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--n-layers-d", "2", "--load-size", "36",
@@ -35,12 +34,9 @@ WAIT = 240  # seconds any process of these tests may take
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory, photos):
-    root = tmp_path_factory.mktemp("h2z")
-    for split, n in (("trainA", 4), ("trainB", 5), ("testA", 1), ("testB", 1)):
-        (root / split).mkdir()
-        for path in image_files(photos / split)[:n]:
-            shutil.copy(path, root / split)
-    return root
+    return photo_subset(
+        tmp_path_factory.mktemp("h2z"), photos, {"trainA": 4, "trainB": 5, "testA": 1, "testB": 1}
+    )
 
 
 def _ports(n):
