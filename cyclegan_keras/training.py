@@ -232,12 +232,7 @@ def _run(
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise UsageError(
-            f"--batch-size {config.batch_size} is the global batch: it must split evenly over the "
-            f"{replicas} replicas of --strategy {config.strategy}; use a multiple of {replicas}."
-        )
+    replicas = strategy.num_replicas_in_sync  # train_dataset refuses a batch they do not divide
     splits = _domains(config)
     with strategy.scope():
         model = build_cyclegan(config)
