@@ -8,6 +8,11 @@ WebAssembly threads, opens ``index.html?src=photo&repeat=N`` in Debian's headles
 chromedriver) and reads the page's median time; then times the same ``.tflite`` on the same photo
 with the LiteRT interpreter in Python (2 threads). Needs the LiteRT.js runtime in the cache or from
 the npm registry, and ``selenium``.
+
+Both are also given as GFLOP/s of the convolutions (about 99 GFLOP per 256 px image, nine tenths of
+it in the residual blocks), to compare with what the CPU's SIMD width allows. ``--variant no-norm``
+(instance norms left out) and ``--variant zero-pad`` (zero instead of reflection padding) show how
+much of the gap the non-convolution ops make.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--screenshot", help="save a screenshot of the page here")
+    parser.add_argument("--variant", choices=("full", "no-norm", "zero-pad"), default="full")
     args = parser.parse_args()
     import keras
     from selenium import webdriver
@@ -46,7 +52,7 @@ def main() -> None:
     isa = sorted({f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f" {f} " in flags})
     print(f"CPU flags: {', '.join(isa)}; {os.cpu_count()} cores; {platform.python_version()}")
     keras.utils.set_random_seed(0)
-    generator = resnet_generator(9, 64, name="horse2zebra")
+    generator = _variant(resnet_generator(9, 64, name="horse2zebra"), args.variant)
     work = tempfile.mkdtemp()
     site = os.path.join(work, "site")
     model = export_web(generator, site, input_size=args.size)
@@ -82,10 +88,40 @@ def main() -> None:
         runner.run_float(batch)
         times.append(1000 * (time.perf_counter() - start))
     python_ms = float(np.median(times))
-    print(f"| {args.size} px float32 | page ({state['backend']}, threads {state['threads']}, "
+    gflop = _conv_flops(generator, args.size) / 1e9
+    rates = f"page {gflop / page_ms * 1000:.0f} GFLOP/s, Python {gflop / python_ms * 1000:.0f} GFLOP/s"
+    print(f"{gflop:.1f} GFLOP of convolutions: {rates}")
+    print(f"| {args.size} px float32 {args.variant} | page ({state['backend']}, threads {state['threads']}, "
           f"{threads} hardware threads) {page_ms:.0f} ms | Python LiteRT (2 threads) {python_ms:.0f} ms | "
           f"{page_ms / python_ms:.2f}x |")  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _variant(generator, variant: str):
+    import keras
+
+    from cyclegan_keras.layers import InstanceNormalization, ReflectionPadding2D
+
+    def swap(layer):
+        if variant == "no-norm" and isinstance(layer, InstanceNormalization):
+            return keras.layers.Identity(name=layer.name)
+        if variant == "zero-pad" and isinstance(layer, ReflectionPadding2D):
+            return keras.layers.ZeroPadding2D(layer.padding, name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    return generator if variant == "full" else keras.models.clone_model(generator, clone_function=swap)
+
+
+def _conv_flops(generator, size: int) -> float:
+    """Multiply-adds x 2 of every convolution for one ``size`` x ``size`` image."""
+    import keras
+
+    convs = [layer for layer in generator.layers if hasattr(layer, "kernel") and len(layer.kernel.shape) == 4]
+    # A transposed conv's input pixels each meet the whole kernel; a conv's output pixels do.
+    transposed = [isinstance(layer, keras.layers.Conv2DTranspose) for layer in convs]
+    probe = keras.Model(generator.input, [c.input if t else c.output for c, t in zip(convs, transposed)])
+    shapes = probe.compute_output_shape((1, size, size, generator.input.shape[-1]))
+    return sum(2.0 * np.prod(shape[1:3]) * np.prod(c.kernel.shape) for c, shape in zip(convs, shapes))
 
 
 if __name__ == "__main__":
