@@ -176,17 +176,26 @@ def test_a_waiting_worker_stops_at_once_on_sigterm_or_ctrl_c(data_dir, tmp_path,
     assert not out.exists()
 
 
+def _killed_run_args(data_dir, out):
+    # Pool off: a checkpoint holds the chief's pool only, so per-replica pools resume differently.
+    return _train_args(data_dir, out, 0, epochs=3, steps=2)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_dir, tmp_path_factory):
+    """The run that the killed and resumed runs must end up equal to; one for both victims."""
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    _finish_ok(_workers(_killed_run_args(data_dir, tmp / "run"), tmp)[0])
+    return tmp / "run"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", [1, 0], ids=["worker", "chief"])
 def test_killed_worker_stops_the_other_with_a_clear_error_and_resume_continues_identically(
-    data_dir, tmp_path, victim
+    data_dir, uninterrupted, tmp_path, victim
 ):
-    reference, killed = tmp_path / "reference", tmp_path / "killed"
-    # Pool off: a checkpoint holds the chief's pool only, so per-replica pools resume differently.
-    args = {run: _train_args(data_dir, run, 0, epochs=3, steps=2) for run in (reference, killed)}
-    _finish_ok(_workers(args[reference], tmp_path)[0])
-
-    processes, _ = _workers(args[killed], tmp_path)
+    killed = tmp_path / "killed"
+    processes, _ = _workers(_killed_run_args(data_dir, killed), tmp_path)
     latest = killed / "checkpoints" / "latest"
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline and not latest.exists():
@@ -204,7 +213,7 @@ def test_killed_worker_stops_the_other_with_a_clear_error_and_resume_continues_i
 
     _finish_ok(_workers(["--out", str(killed), "--resume", "--verbose", "0"], tmp_path)[0])
     assert _epoch(latest) == 3
-    ours, theirs = _outputs(killed), _outputs(reference)
+    ours, theirs = _outputs(killed), _outputs(uninterrupted)
     for name in ours:  # the same processes, the same data and state: the same numbers
         np.testing.assert_allclose(ours[name], theirs[name], atol=1e-5, err_msg=name)
 
