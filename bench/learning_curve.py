@@ -587,6 +587,7 @@ def report(out: pathlib.Path, keras_results: pathlib.Path = RESULTS) -> None:
         ax.set_xlabel("training step")
     figure.tight_layout()
     plot = out.with_suffix(".png")
+    out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(plot, dpi=90)
 
     lines.append(f"![learning curves]({plot.name})\n")
