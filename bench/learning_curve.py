@@ -546,7 +546,13 @@ def _curves(impl: str, folder: pathlib.Path = RESULTS) -> dict[int, dict]:
 
 def report(out: pathlib.Path, keras_results: pathlib.Path = RESULTS) -> None:
     """Writes the plot and the tables of ``docs/learning.md``'s measured part to ``out`` (markdown);
-    the Keras runs' results are read from ``keras_results``."""
+    the Keras runs' results are read from ``keras_results``. Replaces only an earlier report."""
+    plot = out.with_suffix(".png")
+    heading = f"![learning curves]({plot.name})"
+    ours = out.is_file() and out.read_text().startswith(heading)
+    for path in (out, plot):
+        if path.exists() and not ours:
+            raise SystemExit(f"{path} exists and is not an earlier report; pass --out with a new file name")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -586,11 +592,10 @@ def report(out: pathlib.Path, keras_results: pathlib.Path = RESULTS) -> None:
     for ax in axes[1]:
         ax.set_xlabel("training step")
     figure.tight_layout()
-    plot = out.with_suffix(".png")
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(plot, dpi=90)
 
-    lines.append(f"![learning curves]({plot.name})\n")
+    lines.append(f"{heading}\n")
     lines.append(
         "| impl | seed | steps | A->B score: last / best / mean after half | share last | "
         "B->A score: last / best / mean after half | s/step | device |"
