@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--screenshot", help="save a screenshot of the page here")
     parser.add_argument("--variant", choices=("full", "no-norm", "zero-pad"), default="full")
     args = parser.parse_args()
+    if args.screenshot and os.path.exists(args.screenshot):
+        parser.error(f"--screenshot {args.screenshot} exists; name a new file (nothing is overwritten)")
     import keras
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
