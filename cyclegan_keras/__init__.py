@@ -8,7 +8,8 @@ The public API:
   adversarial losses;
 - callbacks for ``model.fit``: ``LinearDecay``, ``SampleImages``, ``Checkpointer``, ``EvaluateEvery``;
 - data: ``train_dataset``, ``Preprocessing``, ``tfds_images`` (more in ``cyclegan_keras.data``);
-- whole runs: ``TrainConfig``, ``train`` (what ``cyclegan-keras train`` does) and ``find_run``;
+- whole runs: ``TrainConfig``, ``train`` (what ``cyclegan-keras train`` does), ``find_run``, and
+  ``run_lock`` and ``intact_checkpoint`` (one trainer per run folder; checkpoints that verify);
 - pretrained and official checkpoints: ``pretrained``, ``PRETRAINED``, ``load_official_weights``,
   ``load_official_generator``, ``read_state_dict``;
 - evaluation: ``frechet_distance``, ``kernel_inception_distance``, ``InceptionFeatures``, ``evaluate``;
@@ -28,6 +29,7 @@ from cyclegan_keras.version import __version__ as __version__
 # public name -> the module that defines it
 _EXPORTS = {
     "Checkpointer": "checkpoint",
+    "intact_checkpoint": "checkpoint",
     "restore_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
     "Preprocessing": "data",
@@ -46,6 +48,7 @@ _EXPORTS = {
     "gradient_penalty": "losses",
     "frechet_distance": "metrics",
     "kernel_inception_distance": "metrics",
+    "run_lock": "lock",
     "LOSS_NAMES": "model",
     "CycleGAN": "model",
     "OfficialAdam": "model",

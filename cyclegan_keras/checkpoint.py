@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import re
 import shutil
-import tempfile
+import warnings
+import zipfile
 
 import keras
 import numpy as np
 
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.outputs import write_json
+from cyclegan_keras.outputs import staging_folder, write_failed, write_json
 from cyclegan_keras.schedule import model_optimizers
 
 LATEST = "latest"
+STATE = "state.npz"
+DAMAGED_PREFIX = "damaged-"  # checkpoints set aside by a resume; pruning never touches them
+_NAME = re.compile(r"ckpt-(\d+)$")
+
+
+class DamagedCheckpointError(UsageError):
+    """No intact checkpoint is left to resume from; the message names the damaged ones."""
 
 
 class TrainingStopped(RuntimeError):
@@ -98,51 +108,163 @@ def save_checkpoint(model: keras.Model, directory: str | os.PathLike, epoch: int
         The path of the new checkpoint folder.
     """
     directory = os.fspath(directory)
-    os.makedirs(directory, exist_ok=True)
     name = f"ckpt-{epoch:05d}"
-    staging = tempfile.mkdtemp(prefix=f".{name}-", dir=directory)
+    final = os.path.join(directory, name)
     state = state_variables(model)
     # npz member names are file names inside a zip: keep the keys in a list beside them.
     arrays = {f"v{i:05d}": np.asarray(keras.ops.convert_to_numpy(v)) for i, v in enumerate(state.values())}
-    with open(os.path.join(staging, "state.npz"), "wb") as file:
-        np.savez(file, **arrays)
-        file.flush()
-        os.fsync(file.fileno())
-    write_json(
-        os.path.join(staging, "meta.json"),
-        {"epoch": epoch, "variables": len(arrays), "layout": KEYED, "keys": list(state)},
-    )
-    final = os.path.join(directory, name)
-    if os.path.exists(final):
-        shutil.rmtree(final)
-    os.replace(staging, final)
-    write_json(os.path.join(directory, LATEST), {"checkpoint": name, "epoch": epoch})
+    staging = None
+    try:
+        os.makedirs(directory, exist_ok=True)
+        staging = staging_folder(directory, f".{name}-")
+        with open(os.path.join(staging, STATE), "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        meta = {"epoch": epoch, "variables": len(arrays), "layout": KEYED, "keys": list(state)}
+        meta["files"] = {STATE: _fingerprint(os.path.join(staging, STATE))}
+        write_json(os.path.join(staging, "meta.json"), meta)
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(staging, final)
+        staging = None
+        write_json(os.path.join(directory, LATEST), {"checkpoint": name, "epoch": epoch})
+    except OSError as error:
+        found = latest_checkpoint(directory)
+        kept = (
+            f"The last good checkpoint is kept: {found[0]!r} (epoch {found[1]}); free some space, then "
+            "resume with --resume."
+            if found
+            else "No earlier checkpoint exists."
+        )
+        raise write_failed(final, "the checkpoint", error, kept) from error
+    finally:
+        if staging is not None:  # the write failed or was interrupted: only ours to remove
+            shutil.rmtree(staging, ignore_errors=True)
     _prune(directory, keep)
     return final
 
 
+def _fingerprint(path: str) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def checkpoint_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with the checkpoint folder ``path`` (a missing, truncated or altered file), or None.
+
+    Checkpoints record each file's size and SHA-256 in ``meta.json``; those of earlier versions, which
+    do not, are checked by reading every array (the zip's own CRCs).
+    """
+    path = os.fspath(path)
+    try:
+        with open(os.path.join(path, "meta.json")) as file:
+            meta = json.load(file)
+        files = meta.get("files")
+        if files is None:
+            with np.load(os.path.join(path, STATE)) as stored:
+                for key in stored.files:
+                    stored[key]
+            return None
+        for name, expected in files.items():
+            found = _fingerprint(os.path.join(path, name))
+            if found["size"] != expected["size"]:
+                return f"{name} has {found['size']} bytes, {expected['size']} were written"
+            if found["sha256"] != expected["sha256"]:
+                return f"{name} does not match the checksum written with it"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _checkpoints(directory: str) -> list[tuple[str, int]]:
+    """The checkpoint folders in ``directory`` as ``(path, epoch)``, newest first."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    found = [(os.path.join(directory, n), int(m.group(1))) for n in names if (m := _NAME.match(n))]
+    return sorted(found, key=lambda item: -item[1])
+
+
+def intact_checkpoint(directory: str | os.PathLike, set_aside: bool = True) -> tuple[str, int] | None:
+    """The newest checkpoint in ``directory`` that verifies (``checkpoint_problem``), as ``(path, epoch)``.
+
+    Damaged ones newer than it are named in one warning each and, with ``set_aside``, renamed to
+    ``damaged-ckpt-NNNNN`` (kept, never deleted). Returns None when there is no checkpoint at all.
+
+    Raises:
+        DamagedCheckpointError: there are checkpoints but none is intact; the message names them.
+    """
+    directory = os.fspath(directory)
+    newest = latest_checkpoint(directory)
+    # A folder newer than the "latest" pointer was renamed into place just before a crash: complete, but
+    # its epoch's history row may be missing, so the pointer's epoch is the newest one resumed from.
+    candidates = [c for c in _checkpoints(directory) if newest is None or c[1] <= newest[1]]
+    damaged = []
+    for path, epoch in candidates:
+        problem = checkpoint_problem(path)
+        if problem is None:
+            for bad, why in damaged:
+                _set_aside(bad, why, f"resuming from {os.path.basename(path)} (epoch {epoch})", set_aside)
+            return path, epoch
+        damaged.append((path, problem))
+    if damaged:
+        listed = "; ".join(f"{os.path.basename(p)}: {why}" for p, why in damaged)
+        raise DamagedCheckpointError(
+            f"No intact checkpoint in {directory!r} to resume from ({listed}). Nothing was changed; "
+            "restore the folder from a backup, or start a new run with another --out."
+        )
+    return None
+
+
+def _set_aside(path: str, problem: str, then: str, rename: bool) -> None:
+    where = ""
+    if rename:
+        parent, name = os.path.split(path)
+        target, n = os.path.join(parent, DAMAGED_PREFIX + name), 1
+        while os.path.lexists(target):
+            n += 1
+            target = os.path.join(parent, f"{DAMAGED_PREFIX}{name}-{n}")
+        os.replace(path, target)
+        where = f", kept as {os.path.basename(target)}"
+    warnings.warn(f"Checkpoint {path!r} is damaged ({problem}){where}; {then}.", UserWarning, stacklevel=3)
+
+
 def latest_checkpoint(directory: str | os.PathLike) -> tuple[str, int] | None:
-    """The newest complete checkpoint in ``directory`` as ``(path, epoch)``, or None."""
+    """The newest complete checkpoint in ``directory`` as ``(path, epoch)``, or None.
+
+    Complete means written to the end and renamed into place; ``intact_checkpoint`` also verifies it.
+    """
     pointer = os.path.join(os.fspath(directory), LATEST)
-    if not os.path.isfile(pointer):
+    try:
+        with open(pointer) as file:
+            latest = json.load(file)
+        return os.path.join(os.fspath(directory), latest["checkpoint"]), int(latest["epoch"])
+    except FileNotFoundError:
         return None
-    with open(pointer) as file:
-        latest = json.load(file)
-    return os.path.join(os.fspath(directory), latest["checkpoint"]), int(latest["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):  # a damaged pointer: the newest folder instead
+        found = _checkpoints(os.fspath(directory))
+        return found[0] if found else None
 
 
-def restore_checkpoint(model: keras.Model, directory: str | os.PathLike) -> int:
-    """Restores the newest checkpoint in ``directory`` into ``model``; returns its epoch (0 if none).
+def restore_checkpoint(model: keras.Model, directory: str | os.PathLike, set_aside: bool = True) -> int:
+    """Restores the newest intact checkpoint in ``directory`` into ``model``; returns its epoch (0 if none).
 
     ``model`` must be built with the same architecture and compiled; its optimizers are built here.
     Every variable is looked up by its ``state_variables`` key; checkpoints written by earlier
-    versions of this package (variables stored by position) still restore.
+    versions of this package (variables stored by position) still restore. A damaged newer checkpoint
+    is skipped with a warning (``intact_checkpoint``; ``set_aside`` renames it aside).
 
     Raises:
         UsageError: the checkpoint was written for another architecture or other layer names; the
             message names the first mismatch. Nothing is assigned then.
+        DamagedCheckpointError: every checkpoint in ``directory`` is damaged.
     """
-    found = latest_checkpoint(directory)
+    found = intact_checkpoint(directory, set_aside=set_aside)
     if found is None:
         return 0
     path, epoch = found
@@ -150,7 +272,7 @@ def restore_checkpoint(model: keras.Model, directory: str | os.PathLike) -> int:
         model.build_optimizers()
     with open(os.path.join(path, "meta.json")) as file:
         meta = json.load(file)
-    with np.load(os.path.join(path, "state.npz")) as stored:
+    with np.load(os.path.join(path, STATE)) as stored:
         if meta.get("layout") == KEYED:
             values = {key: stored[f"v{i:05d}"] for i, key in enumerate(meta["keys"])}
             assignments = _match_keyed(path, state_variables(model), values)

@@ -7,10 +7,14 @@ is imported only when a command runs, so ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
+import threading
 import typing
+import warnings
 from collections.abc import Sequence
 
 from cyclegan_keras.config import CYCLE_GAN_CONFIGS, TrainConfig
@@ -62,21 +66,24 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
             t for t in typing.get_args(hints[spec.name]) or (hints[spec.name],) if t is not type(None)
         )
         default = DEFAULTS.__dict__[spec.name]
+        # No defaults in the namespace: a field is there only when its flag was given, so that --resume
+        # can tell a changed setting from the default; _config_from fills in the rest.
         if kind is bool:
-            group.add_argument(flag, action="store_true", help=rules["help"], dest=spec.name)
+            group.add_argument(
+                flag, action="store_true", help=rules["help"], dest=spec.name, default=argparse.SUPPRESS
+            )
             continue
         text = rules["help"]
-        if rules.get("resume_keeps"):
-            text += f" (default: {default}; with --resume, the run's)"
-            default = None  # so that --resume can tell "not given" from "given"
-        elif default is not None and "default:" not in text:
-            text += " (default: %(default)s)"
-        arguments = {"help": text, "default": default, "metavar": rules.get("metavar"), "dest": spec.name}
+        if default is not None and "default:" not in text:
+            text += f" (default: {default})"
+        arguments = {"help": text, "metavar": rules.get("metavar"), "dest": spec.name}
         if "choices" in rules:
             arguments["choices"] = rules["choices"]
         else:
             arguments["type"] = kind if kind is str else _bounded(kind, rules.get("minimum"))
-        group.add_argument(flag, **{k: v for k, v in arguments.items() if v is not None or k == "default"})
+        group.add_argument(
+            flag, default=argparse.SUPPRESS, **{k: v for k, v in arguments.items() if v is not None}
+        )
     groups["run"].add_argument(
         "--resume", action="store_true", help="continue the run in RUN_DIR from its last checkpoint"
     )
@@ -85,17 +92,41 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _flag(name: str) -> str:
+    spec = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
+    return spec.metadata.get("flag", "--" + name.replace("_", "-"))
+
+
 def _config_from(args: argparse.Namespace) -> TrainConfig:
+    """The run's settings: the flags given over the defaults, or with ``--resume`` over the run's own.
+
+    A resumed run takes a flag that ``resume_applies`` (more epochs, a moved --data-dir, another
+    --eval-every) and says so; any other flag whose value differs from the run's is refused.
+    """
+    from cyclegan_keras.errors import UsageError
     from cyclegan_keras.runs import find_run
     from cyclegan_keras.training import load_config
 
-    epochs = {k: getattr(args, k) for k in ("n_epochs", "n_epochs_decay") if getattr(args, k) is not None}
-    if args.resume and find_run(args.out) is not None:
-        # A resumed run keeps its own settings; only the length of training may change.
-        return dataclasses.replace(load_config(args.out), out=args.out, **epochs)
-    fields = {f.name for f in dataclasses.fields(TrainConfig) if "help" in f.metadata} - epochs.keys()
-    fields -= {"n_epochs", "n_epochs_decay"}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}, **epochs)
+    options = {f.name: f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata}
+    given = {k: v for k, v in vars(args).items() if k in options}
+    if not (args.resume and find_run(given.get("out", DEFAULTS.out)) is not None):
+        return TrainConfig(**given)
+    out = given.pop("out", DEFAULTS.out)
+    saved = load_config(out)
+    changed = {k: v for k, v in given.items() if v != getattr(saved, k)}
+    refused = [k for k in changed if not options[k].metadata.get("resume_applies")]
+    if refused:
+        name = refused[0]
+        raise UsageError(
+            f"--resume continues {out!r} with its own {_flag(name)} {getattr(saved, name)}, and "
+            f"{_flag(name)} {changed[name]} would change what it trains: drop {_flag(name)}, or start a new "
+            "run with another --out."
+        )
+    for name, value in changed.items():
+        print(f"Resuming with {_flag(name)} {value} (the run had {getattr(saved, name)}).")
+    if "data_dir" in changed:
+        changed["dataset"] = DEFAULTS.dataset
+    return dataclasses.replace(saved, out=out, **changed)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -120,8 +151,9 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     written = translate_files(
         translator, args.inputs, args.out, max_size=args.max_size, overwrite=args.overwrite
     )
-    print(f"Translated {len(written)} image(s) into {args.out}")
-    return 0
+    skipped = f"; skipped {len(written.skipped)} unreadable file(s)" if written.skipped else ""
+    print(f"Translated {len(written)} image(s) into {args.out}{skipped}")
+    return 1 if written.skipped else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -146,6 +178,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             uint8_io=args.uint8_io,
             verify_dir=args.verify_dir,
             direction=args.direction,
+            overwrite=args.overwrite,
         )
     except ExportVerificationError as error:
         print(f"cyclegan-keras export: {error}", file=sys.stderr)
@@ -199,11 +232,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from cyclegan_keras.official import load_official_generator
-    from cyclegan_keras.outputs import check_output_file
+    from cyclegan_keras.outputs import check_output_file, staged_file
 
-    check_output_file(args.out, "keras")
+    check_output_file(args.out, "keras", overwrite=args.overwrite)
     generator = load_official_generator(args.pth, name=os.path.splitext(os.path.basename(args.out))[0])
-    generator.save(args.out)
+    with staged_file(args.out, "the converted generator") as staging:
+        generator.save(staging)
     print(f"Converted {args.pth} ({generator.count_params():,} parameters) to {args.out}")
     return 0
 
@@ -300,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--uint8-io", action="store_true", help="LiteRT takes and returns uint8 pixels")
     export.add_argument("--verify-dir", help="images to verify on (default: bundled sample photos)")
     export.add_argument("--out", required=True, help="output path")
+    export.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing .tflite, .onnx or SavedModel at --out (a web app folder needs none: "
+        "a re-export replaces only the files it wrote)",
+    )
     export.set_defaults(run=_cmd_export)
 
     pretrained = commands.add_parser(
@@ -343,33 +383,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--pth", required=True, help="official checkpoint, e.g. horse2zebra.pth")
     convert.add_argument("--out", required=True, help="the .keras file to write")
+    convert.add_argument("--overwrite", action="store_true", help="replace an existing .keras file at --out")
     convert.set_defaults(run=_cmd_convert)
     return parser
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command: str):
+    """Our warnings as one line each (``cyclegan-keras train: warning: ...``), not Python's two lines
+    with a source path; other libraries' warnings keep Python's format."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, UserWarning) or f"{os.sep}cyclegan_keras{os.sep}" not in filename:
+            return shown(message, category, filename, lineno, file, line)
+        print(f"cyclegan-keras {command}: warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``cyclegan-keras``; returns the exit status."""
     # Before TensorFlow loads (it reads the level once): its C++ start-up chatter hides our output.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _take_ctrl_c()
     parser = build_parser()
     args = parser.parse_args(argv)
-    from cyclegan_keras.data import DatasetUnavailableError
-    from cyclegan_keras.errors import UsageError
-
     try:
-        return args.run(args)
-    except (UsageError, DatasetUnavailableError) as error:
-        # What a user can fix: one line. Anything else is a bug and keeps its traceback.
-        if args.debug:
-            raise
-        parser.exit(2, f"cyclegan-keras {args.command}: error: {error}\n")
+        # Imported here, inside the handlers: a Ctrl-C during TensorFlow's import ends in one line too.
+        from cyclegan_keras.data import DatasetUnavailableError
+        from cyclegan_keras.errors import UsageError, WriteError
+
+        with _one_line_warnings(args.command):
+            return args.run(args)
     except KeyboardInterrupt as error:
         if args.debug:
             raise
         # 128 + the signal's number, as a shell reports a process the signal ended.
         status, why = (143, str(error)) if type(error).__name__ == "Interrupted" else (130, "interrupted")
         parser.exit(status, f"cyclegan-keras: {why}; resume a training run with --resume\n")
+    except Exception as error:
+        if args.debug or not isinstance(error, (UsageError, DatasetUnavailableError, WriteError)):
+            raise  # anything but what a user can fix is a bug, and keeps its traceback
+        status = 1 if isinstance(error, WriteError) else 2
+        parser.exit(status, f"cyclegan-keras {args.command}: error: {error}\n")
     return 0
+
+
+def _take_ctrl_c() -> None:
+    """Ctrl-C (SIGINT) stops every command, also one started where SIGINT was ignored.
+
+    A process started in the background of a non-interactive shell (a CI job, ``cmd &`` in a
+    script, some notebook and job runners) inherits SIGINT as ignored, and Python then installs no
+    handler of its own: Ctrl-C, or ``kill -INT``, did nothing, and a waiting worker waited on.
+    """
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":

@@ -121,9 +121,10 @@ def option(default: Any, help: str, group: str, **rules: Any) -> Any:
         help: the ``--help`` text.
         group: the ``--help`` section (``data``, ``model``, ``optimisation``, ``run``).
         **rules: ``choices`` (allowed values), ``minimum`` (smallest allowed number), ``exclusive``
-            (fields sharing this name cannot be given together), ``resume_keeps`` (``--resume``
-            keeps the run's value unless the flag is given), ``metavar``, ``flag`` (the option's
-            name, when it is not the field's).
+            (fields sharing this name cannot be given together), ``resume_applies`` (the flag may
+            change a run that ``--resume`` continues; every other flag that differs from the run's
+            own setting is refused there), ``metavar``, ``flag`` (the option's name, when it is not the
+            field's).
     """
     return field(default=default, metadata={"help": help, "group": group, **rules})
 
@@ -143,14 +144,14 @@ class TrainConfig:
     dataset: str = option("horse2zebra", "tfds cycle_gan config to download", "data",
                           choices=CYCLE_GAN_CONFIGS, exclusive="source")  # fmt: skip
     data_dir: str | None = option(None, "a folder with trainA/ and trainB/ (testA/, testB/ optional)", "data",
-                                  exclusive="source")  # fmt: skip
+                                  exclusive="source", resume_applies=True)  # fmt: skip
     load_size: int = option(286, "scale images to this size", "data", minimum=1)
     crop_size: int = option(256, "then crop to this size", "data", minimum=1)
     preprocess: str = option(
         "resize_and_crop", "official preprocessing mode", "data", choices=PREPROCESS_MODES
     )
     no_flip: bool = option(False, "no random horizontal flips", "data")
-    cache: bool = option(False, "keep decoded, resized images in memory", "data")
+    cache: bool = option(False, "keep decoded, resized images in memory", "data", resume_applies=True)
     generator: str = option("resnet_9blocks", "generator architecture", "model", choices=tuple(GENERATORS))
     ngf: int = option(64, "generator filters in the first layer", "model", minimum=1)
     ndf: int = option(64, "discriminator filters in the first layer", "model", minimum=1)
@@ -162,34 +163,37 @@ class TrainConfig:
     lambda_identity: float = option(0.5, "identity loss weight, relative to the cycle weights", "model",
                                     minimum=0)  # fmt: skip
     n_epochs: int = option(100, "epochs at the initial learning rate", "optimisation", minimum=0,
-                           resume_keeps=True, flag="--epochs")  # fmt: skip
+                           resume_applies=True, flag="--epochs")  # fmt: skip
     n_epochs_decay: int = option(100, "epochs of linear decay to zero after them", "optimisation", minimum=0,
-                                 resume_keeps=True, flag="--epochs-decay")  # fmt: skip
+                                 resume_applies=True, flag="--epochs-decay")  # fmt: skip
     batch_size: int = option(1, "images per domain per step", "optimisation", minimum=1)
     steps_per_epoch: int | None = option(None, "batches per epoch (default: max(|A|, |B|) / batch size); "
-                                         "fewer for quick runs", "optimisation", minimum=1)  # fmt: skip
+                                         "fewer for quick runs", "optimisation", minimum=1,
+                                         resume_applies=True)  # fmt: skip
     lr: float = option(2e-4, "Adam learning rate", "optimisation")
     beta1: float = option(0.5, "Adam beta_1", "optimisation")
     precision: str = option("float32", "float32, or mixed precision", "optimisation", choices=PRECISIONS)
     strategy: str = option("default", "tf.distribute: one device, all local GPUs (mirrored), or the "
                            "TF_CONFIG workers (multi_worker); --batch-size is the global batch",
-                           "optimisation", choices=STRATEGIES)  # fmt: skip
+                           "optimisation", choices=STRATEGIES, resume_applies=True)  # fmt: skip
     worker_timeout: float = option(600.0, "multi_worker: seconds to wait for every worker to start",
-                                   "optimisation", minimum=1)  # fmt: skip
-    jit_compile: bool = option(False, "XLA-compile the training step", "optimisation")
-    steps_per_execution: int = option(1, "training steps per tf.function call", "optimisation", minimum=1)
+                                   "optimisation", minimum=1, resume_applies=True)  # fmt: skip
+    jit_compile: bool = option(False, "XLA-compile the training step", "optimisation", resume_applies=True)
+    steps_per_execution: int = option(1, "training steps per tf.function call", "optimisation", minimum=1,
+                                      resume_applies=True)  # fmt: skip
     seed: int = option(0, "random seed", "optimisation")
     deterministic: bool = option(False, "TensorFlow op determinism: the same seed gives the same weights",
-                                 "optimisation")  # fmt: skip
+                                 "optimisation", resume_applies=True)  # fmt: skip
     out: str = option("runs/cyclegan", "run folder for checkpoints, samples, logs and generators", "run",
                       metavar="RUN_DIR")  # fmt: skip
-    sample_every: int = option(1, "epochs between sample grids", "run", minimum=1)
-    num_samples: int = option(3, "test images per domain in the sample grids", "run", minimum=1)
+    sample_every: int = option(1, "epochs between sample grids", "run", minimum=1, resume_applies=True)
+    num_samples: int = option(3, "test images per domain in the sample grids", "run", minimum=1,
+                              resume_applies=True)  # fmt: skip
     eval_every: int | None = option(None, "score the generators with FID/KID on the test split every N "
                                     "epochs and keep the best (needs the Inception graph; see `evaluate`)",
-                                    "run", minimum=1)  # fmt: skip
+                                    "run", minimum=1, resume_applies=True)  # fmt: skip
     inception: str | None = option(None, "the Inception graph file for --eval-every (default: download "
-                                   "once into the cache)", "run")  # fmt: skip
+                                   "once into the cache)", "run", resume_applies=True)  # fmt: skip
     versions: dict = field(default_factory=dict)
     # The names before 0.2, which read like fit(epochs=) (all epochs); still accepted, with a warning.
     epochs: InitVar[int | None] = None

@@ -20,3 +20,8 @@ class OutputExistsError(UsageError, FileExistsError):
 
 class MissingExtraError(UsageError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class WriteError(OSError):
+    """A file could not be written (a full disk, a read-only folder); the message names the path and the
+    cause. Nothing half-written is left under the final name. The command line exits 1 on it."""

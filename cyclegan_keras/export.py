@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -14,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cyclegan_keras.errors import MissingExtraError, UsageError
+from cyclegan_keras.errors import MissingExtraError, OutputExistsError, UsageError, WriteError
 from cyclegan_keras.images import (
     MULTIPLE,
     image_files,
@@ -25,7 +24,15 @@ from cyclegan_keras.images import (
     tf_to_uint8,
     to_float,
 )
-from cyclegan_keras.outputs import check_output_file, check_output_folder, is_saved_model
+from cyclegan_keras.outputs import (
+    check_output_file,
+    check_output_folder,
+    is_saved_model,
+    staged_file,
+    staging_folder,
+    write_failed,
+    write_json,
+)
 from cyclegan_keras.runners import KerasRunner, Runner, load_generator, load_runner
 
 FORMATS = ("saved_model", "tflite", "onnx", "web")
@@ -193,9 +200,10 @@ def export_tflite(
         flatbuffer = converter.convert()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    with open(path, "wb") as file:
-        file.write(flatbuffer)
-    check_builtin_ops(path)
+    with staged_file(path, "the LiteRT model") as staged:
+        with open(staged, "wb") as file:
+            file.write(flatbuffer)
+        check_builtin_ops(staged)
     metadata = {
         "direction": direction,
         "input": {
@@ -214,8 +222,7 @@ def export_tflite(
         "quantization": quantize or "float32",
         "dynamic_size": dynamic_size,
     }
-    with open(path + ".json", "w") as file:
-        json.dump(metadata, file, indent=2)
+    write_json(path + ".json", metadata, "the LiteRT metadata")
     return path
 
 
@@ -371,8 +378,12 @@ def export_generator(
     threads: int | None = 2,
     verbose: bool = True,
     direction: str = "a_to_b",
+    overwrite: bool = False,
 ) -> Verification:
     """Exports a generator, verifies it on real photos against Keras, and prints the table.
+
+    The export is written and verified in a staging folder beside ``out`` and moved to ``out`` only
+    when it passes, so ``out`` never holds a file that failed, or half a file.
 
     Args:
         model: a generator, or a path or pretrained name for ``load_generator``.
@@ -385,9 +396,14 @@ def export_generator(
         verbose: print the verification table.
         direction: which generator of a whole CycleGAN ``.keras`` file, and what the exported one
             translates (LiteRT metadata).
+        overwrite: replace an existing ``.tflite``, ``.onnx`` or SavedModel at ``out``. A web app
+            folder needs none: a re-export replaces only the files its previous export wrote.
 
     Raises:
-        ExportVerificationError: the file misses its accuracy bound (see ``check_verification``).
+        ExportVerificationError: the file misses its accuracy bound (see ``check_verification``);
+            nothing is written to ``out``.
+        OutputExistsError: ``out`` holds something else, or an export and ``overwrite`` is False.
+        WriteError: ``out`` could not be written (a full disk); nothing half-written is left there.
     """
     if format not in FORMATS:
         raise UsageError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
@@ -395,41 +411,73 @@ def export_generator(
         raise UsageError("--quantize applies to --format tflite and web only")
     if format != "tflite" and (dynamic_size or uint8_io):
         raise UsageError("--dynamic-size and --uint8-io apply to --format tflite only")
-    generator = model if isinstance(model, keras.Model) else load_generator(model, direction)
     out = os.fspath(out)
-    if os.path.dirname(out):
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    _check_out(format, out, overwrite)
+    generator = model if isinstance(model, keras.Model) else load_generator(model, direction)
     calibration = verification_photos(calibration_dir, input_size, count=16) if quantize == "int8" else ()
-    checked = out
-    if format == "saved_model":
-        export_saved_model(generator, out)
-    elif format == "web":
+    photos = verification_photos(verify_dir, input_size)
+    kind = f"{format}" + (f" {quantize}" if quantize else "") + (" uint8 io" if uint8_io else "")
+    results = []
+
+    def verify(path: str) -> None:
+        result = verify_export(generator, path, photos, kind=kind, threads=threads)
+        result.path = out if format != "web" else os.path.join(out, os.path.basename(path))
+        if verbose:
+            print(TABLE_HEADER)
+            print(result.row())
+        check_verification(result, quantize, uint8_io)
+        results.append(result)
+
+    if format == "web":
         from cyclegan_keras.web import export_web
 
-        checked = export_web(generator, out, quantize=quantize, input_size=input_size, direction=direction,
-                             calibration=calibration)  # fmt: skip
-    elif format == "tflite":
-        export_tflite(
-            generator,
-            out,
-            quantize=quantize,
-            input_size=input_size,
-            dynamic_size=dynamic_size,
-            uint8_io=uint8_io,
-            calibration=calibration,
-            direction=direction,
-        )
+        export_web(generator, out, quantize=quantize, input_size=input_size, direction=direction,
+                   calibration=calibration, verify=verify)  # fmt: skip
+        return results[0]
+    staging = None
+    try:
+        parent = os.path.dirname(os.path.abspath(out))
+        os.makedirs(parent, exist_ok=True)
+        staging = staging_folder(parent, f".{os.path.basename(out)}.partial-")
+        staged = os.path.join(staging, os.path.basename(out))
+        if format == "saved_model":
+            export_saved_model(generator, staged)
+        elif format == "tflite":
+            export_tflite(generator, staged, quantize=quantize, input_size=input_size,
+                          dynamic_size=dynamic_size, uint8_io=uint8_io, calibration=calibration,
+                          direction=direction)  # fmt: skip
+        else:
+            export_onnx(generator, staged)
+        verify(staged)
+        if os.path.isdir(out):
+            shutil.rmtree(out)  # checked above: empty, or a SavedModel the user asked to replace
+        os.replace(staged, out)
+        if format == "tflite":
+            os.replace(staged + ".json", out + ".json")
+    except WriteError:
+        raise
+    except OSError as error:
+        raise write_failed(out, f"the {format} export", error) from error
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    return results[0]
+
+
+def _check_out(format: str, out: str, overwrite: bool) -> None:
+    """Refuses ``out`` before any work: another kind of file, or (without ``overwrite``) an export."""
+    if format == "saved_model":
+        check_output_folder(out, is_saved_model, "SavedModel")
+        if is_saved_model(out) and not overwrite:
+            raise OutputExistsError(
+                f"--out {out!r} already holds a SavedModel, so it was left untouched: pass --overwrite to "
+                "replace it, or a new path."
+            )
+    elif format in ("tflite", "onnx"):
+        check_output_file(out, format, overwrite=overwrite)
+        if format == "tflite":
+            check_output_file(out + ".json", "tflite_metadata", flag="the metadata file", overwrite=overwrite)
     else:
-        export_onnx(generator, out)
-    result = verify_export(
-        generator,
-        checked,
-        verification_photos(verify_dir, input_size),
-        kind=f"{format}" + (f" {quantize}" if quantize else "") + (" uint8 io" if uint8_io else ""),
-        threads=threads,
-    )
-    if verbose:
-        print(TABLE_HEADER)
-        print(result.row())
-    check_verification(result, quantize, uint8_io)
-    return result
+        from cyclegan_keras.web import is_web_export
+
+        check_output_folder(out, is_web_export, "web app")

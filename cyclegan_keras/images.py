@@ -207,9 +207,14 @@ def tf_pad_to_multiple(images, multiple: int = MULTIPLE):
 
 
 def save_image(pixels: np.ndarray, path: str | os.PathLike) -> None:
-    """Writes a ``uint8`` ``[H, W, 3]`` array; the format follows the file extension."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(np.asarray(pixels, np.uint8)).save(path)
+    """Writes a ``uint8`` ``[H, W, 3]`` array; the format follows the file extension.
+
+    The file appears whole or not at all (``staged_file``); a failed write raises ``WriteError``.
+    """
+    from cyclegan_keras.outputs import staged_file
+
+    with staged_file(path, "the image") as staging:
+        Image.fromarray(np.asarray(pixels, np.uint8)).save(staging)
 
 
 def grid(rows: Iterable[Sequence[np.ndarray]]) -> np.ndarray:

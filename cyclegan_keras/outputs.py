@@ -8,12 +8,16 @@ what to pass instead, before anything is touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import shutil
+import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
-from cyclegan_keras.errors import OutputExistsError
+from cyclegan_keras.errors import OutputExistsError, WriteError
 
 # What TensorFlow writes into a SavedModel folder (Keras' ExportArchive included).
 _SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", "keras_metadata.pb"}
@@ -64,11 +68,18 @@ def is_saved_model(path: str | os.PathLike) -> bool:
     return set(os.listdir(path)) <= _SAVED_MODEL_ENTRIES
 
 
-def check_output_file(path: str | os.PathLike, kind: str, flag: str = "--out") -> None:
+def check_output_file(
+    path: str | os.PathLike, kind: str, flag: str = "--out", overwrite: bool | None = None
+) -> None:
     """Refuses ``path`` unless it is new or a previous output of ``kind`` (a key of ``FILE_KINDS``).
 
+    Args:
+        overwrite: None lets a previous output of ``kind`` be replaced; False refuses it too (the
+            user's trained or exported model), saying to pass ``--overwrite``; True allows it.
+
     Raises:
-        OutputExistsError: ``path`` is a folder, or a file of another kind.
+        OutputExistsError: ``path`` is a folder, or a file of another kind, or (``overwrite=False``)
+            any existing file.
     """
     path = os.fspath(path)
     what, is_kind = FILE_KINDS[kind]
@@ -78,6 +89,11 @@ def check_output_file(path: str | os.PathLike, kind: str, flag: str = "--out") -
         raise OutputExistsError(
             f"{flag} {path!r} already exists and is not {what}, so it was left untouched: "
             "pass a new path, or remove the file yourself."
+        )
+    if os.path.lexists(path) and overwrite is False:
+        raise OutputExistsError(
+            f"{flag} {path!r} already holds {what}, so it was left untouched: pass --overwrite to "
+            "replace it, or a new path."
         )
 
 
@@ -124,11 +140,82 @@ def check_new_files(paths: Iterable[str], protected: Iterable[str] = (), overwri
         )
 
 
-def write_json(path: str | os.PathLike, data) -> None:
+def write_failed(path: str | os.PathLike, what: str, error: OSError, kept: str = "") -> WriteError:
+    """The one-line ``WriteError`` for a failed write of ``what`` at ``path``; ``kept`` says what is safe."""
+    cause = error.strerror or str(error) or type(error).__name__
+    failed = WriteError(f"Could not write {what} {os.fspath(path)!r}: {cause}.{' ' + kept if kept else ''}")
+    failed.errno = error.errno
+    return failed
+
+
+@contextlib.contextmanager
+def staged_file(path: str | os.PathLike, what: str = "the file") -> Iterator[str]:
+    """Yields a temporary path beside ``path`` (same extension) to write; moves it to ``path`` when the
+    block succeeds. On any failure the temporary file is removed and ``path`` is left as it was; an
+    ``OSError`` (a full disk) becomes a ``WriteError`` naming ``path`` and the cause."""
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, extension = os.path.splitext(name)
+    staging = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        while staging is None:
+            candidate = os.path.join(folder, f".{stem}.partial-{secrets.token_hex(4)}{extension}")
+            # O_EXCL: never someone else's file; 0o666 and the umask: the permissions a plain open gives
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                staging = candidate
+        yield staging
+        os.replace(staging, path)
+        staging = None
+    except WriteError:
+        raise
+    except OSError as error:
+        raise write_failed(path, what, error) from error
+    finally:
+        if staging is not None:
+            with contextlib.suppress(OSError):
+                os.remove(staging)
+
+
+@contextlib.contextmanager
+def staged_folder(path: str | os.PathLike, what: str = "the folder") -> Iterator[str]:
+    """``staged_file`` for a folder: yields a new temporary folder beside ``path``; on success an
+    existing ``path`` (which the caller checked is a previous output) is replaced by it."""
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    staging = None
+    try:
+        os.makedirs(parent, exist_ok=True)
+        staging = staging_folder(parent, f".{os.path.basename(path)}.partial-")
+        yield staging
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        os.replace(staging, path)
+        staging = None
+    except WriteError:
+        raise
+    except OSError as error:
+        raise write_failed(path, what, error) from error
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def staging_folder(parent: str | os.PathLike, prefix: str) -> str:
+    """A new folder in ``parent`` to build an output in before it moves into place, with the
+    permissions a plain ``mkdir`` gives (``mkdtemp``'s owner-only ones would hide a web app from the
+    server that serves it, and a run folder from its other users)."""
+    folder = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(folder, 0o777 & ~mask)
+    return folder
+
+
+def write_json(path: str | os.PathLike, data, what: str = "the file") -> None:
     """Writes ``data`` as JSON to ``path`` atomically: a flushed temporary file renamed into place."""
-    staging = f"{os.fspath(path)}.tmp"
-    with open(staging, "w") as file:
+    with staged_file(path, what) as staging, open(staging, "w") as file:
         json.dump(data, file, indent=2)
         file.flush()
         os.fsync(file.fileno())
-    os.replace(staging, path)

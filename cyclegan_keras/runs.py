@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cyclegan_keras.checkpoint import latest_checkpoint
 from cyclegan_keras.errors import OutputExistsError, UsageError
+from cyclegan_keras.lock import LOCK_FILE
 from cyclegan_keras.outputs import check_output_folder
 
 CONFIG_FILE = "config.json"
@@ -50,9 +51,14 @@ def _saved_config(out: str) -> dict | None:
 
 
 def is_run_folder(out: str | os.PathLike) -> bool:
-    """Whether ``out`` was made by a training run of this package (its ``config.json`` or checkpoints)."""
+    """Whether ``out`` was made by a training run of this package (its ``config.json``, checkpoints, or
+    the lock a trainer took before writing anything else)."""
     out = os.fspath(out)
-    return _saved_config(out) is not None or latest_checkpoint(os.path.join(out, CHECKPOINTS)) is not None
+    return (
+        _saved_config(out) is not None
+        or latest_checkpoint(os.path.join(out, CHECKPOINTS)) is not None
+        or os.path.isfile(os.path.join(out, LOCK_FILE))
+    )
 
 
 def find_run(out: str | os.PathLike) -> RunState | None:
@@ -63,12 +69,13 @@ def find_run(out: str | os.PathLike) -> RunState | None:
         return None
     path, epoch = found
     config = _saved_config(out)
-    total = None
-    if config:
-        from cyclegan_keras.config import config_from_json
+    return RunState(out, epoch, _total_epochs(config) if config else None, path)
 
-        total = config_from_json(config).total_epochs
-    return RunState(out, epoch, total, path)
+
+def _total_epochs(config: dict) -> int:
+    from cyclegan_keras.config import config_from_json
+
+    return config_from_json(config).total_epochs
 
 
 def check_new_run(out: str | os.PathLike) -> None:
@@ -86,13 +93,20 @@ def check_new_run(out: str | os.PathLike) -> None:
     check_output_folder(out, is_run_folder, "training run")
 
 
-def resume_run(model, out: str | os.PathLike, input_shape: tuple | None = None, verbose: bool = True) -> int:
-    """Restores the newest checkpoint of the run in ``out`` into ``model``; returns the epochs done.
+def resume_run(
+    model,
+    out: str | os.PathLike,
+    input_shape: tuple | None = None,
+    verbose: bool = True,
+    set_aside: bool = True,
+) -> int:
+    """Restores the newest intact checkpoint of the run in ``out`` into ``model``; returns the epochs done.
 
     Says what it resumed (``Resuming RUN_DIR at epoch N of M from checkpoints/ckpt-0000N``), or that
     there was nothing to resume (then ``model`` is untouched and 0 is returned), so that one call
     serves both the first session and every one after it. Pass the result as ``model.fit``'s
-    ``initial_epoch``.
+    ``initial_epoch``. A damaged newest checkpoint (a copy cut short, a host that died mid-sync) is
+    named in a warning, renamed aside (``set_aside``), and the previous intact one is used.
 
     Args:
         model: a compiled ``CycleGAN`` of the run's architecture.
@@ -100,21 +114,29 @@ def resume_run(model, out: str | os.PathLike, input_shape: tuple | None = None, 
         input_shape: the training batches' shape, e.g. ``(1, 256, 256, 3)``, to build ``model`` with
             when it is not built yet.
         verbose: print what happened.
-    """
-    from cyclegan_keras.checkpoint import restore_checkpoint
+        set_aside: rename damaged checkpoints to ``damaged-ckpt-NNNNN`` (only the process that
+            writes the run should).
 
-    state = find_run(out)
-    if state is not None and not model.built:
+    Raises:
+        DamagedCheckpointError: the run has checkpoints but none is intact; nothing is changed.
+    """
+    from cyclegan_keras.checkpoint import intact_checkpoint, restore_checkpoint
+
+    checkpoints = os.path.join(os.fspath(out), CHECKPOINTS)
+    found = intact_checkpoint(checkpoints, set_aside=set_aside)
+    if found is None:
+        if verbose:
+            print(f"Nothing to resume in {os.fspath(out)} (no checkpoint yet): starting at epoch 1.")
+        return 0
+    if not model.built:
         if input_shape is None:
             raise UsageError(
                 "resume_run needs input_shape=(batch, height, width, 3) to build the model first."
             )
         model.build(tuple(input_shape))
-    if state is None:
-        if verbose:
-            print(f"Nothing to resume in {os.fspath(out)} (no checkpoint yet): starting at epoch 1.")
-        return 0
-    epoch = restore_checkpoint(model, os.path.join(os.fspath(out), CHECKPOINTS))
+    epoch = restore_checkpoint(model, checkpoints, set_aside=set_aside)
     if verbose:
-        print(state.describe())
+        config = _saved_config(os.fspath(out))
+        total = _total_epochs(config) if config else None
+        print(RunState(os.fspath(out), epoch, total, found[0]).describe())
     return epoch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import json
 import os
 import platform
@@ -26,10 +27,12 @@ from cyclegan_keras.distributed import (
     take_back_sigterm,
     worker_folder,
 )
-from cyclegan_keras.errors import UsageError
+from cyclegan_keras.errors import UsageError, WriteError
 from cyclegan_keras.images import image_files, resized_images, to_float
+from cyclegan_keras.lock import run_lock
 from cyclegan_keras.model import CycleGAN, official_adam
 from cyclegan_keras.networks import generator, patchgan_discriminator
+from cyclegan_keras.outputs import staged_file, write_failed, write_json
 from cyclegan_keras.runs import CHECKPOINTS, check_new_run, find_run, resume_run
 from cyclegan_keras.samples import SampleImages
 from cyclegan_keras.schedule import LinearDecay
@@ -136,8 +139,14 @@ def _trim_history(path: str, epochs_done: int) -> None:
         return
     with open(path, newline="") as file:
         rows = list(csv.reader(file))
-    kept = rows[:1] + [row for row in rows[1:] if row and int(row[0]) < epochs_done]
-    with open(path, "w", newline="") as file:
+    if not rows:
+        return
+
+    def done(row: list) -> bool:  # a row cut short by a full disk is not a finished epoch
+        return bool(row) and row[0].isdigit() and int(row[0]) < epochs_done and len(row) == len(rows[0])
+
+    kept = rows[:1] + [row for row in rows[1:] if done(row)]
+    with staged_file(path, "the history") as staging, open(staging, "w", newline="") as file:
         csv.writer(file).writerows(kept)
 
 
@@ -173,26 +182,68 @@ def train(
             checkpoint is kept.
     """
     with stop_on_sigterm():
-        # Before anything else touches TensorFlow: the multi-worker runtime must start first.
-        strategy = distribution_strategy(config.strategy, config.worker_timeout)
-        take_back_sigterm()
         chief = is_chief(config.strategy)
-        out = config.out
-        if chief:
-            if not resume or find_run(out) is None:
-                check_new_run(out)
-            os.makedirs(out, exist_ok=True)
-            config.versions = _versions()
-            with open(os.path.join(out, "config.json"), "w") as file:
-                json.dump(dataclasses.asdict(config), file, indent=2)
+        if not chief:
+            return _start(config, resume, verbose, list(callbacks), chief)
+        _check_folder(config.out, resume)  # before the lock, which would make the folder
+        with run_lock(config.out):
+            _check_folder(config.out, resume)  # a run that started and ended meanwhile
+            try:
+                return _start(config, resume, verbose, list(callbacks), chief)
+            except WriteError:
+                raise
+            except OSError as error:
+                if error.errno not in _WRITE_ERRORS:
+                    raise
+                raise _write_failed(error, config.out) from error
 
-        previous_policy = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(config.precision)
-        try:
-            with worker_folder(out, chief) as saves:
-                return _run(config, strategy, saves, resume, verbose, list(callbacks))
-        finally:
-            keras.config.set_dtype_policy(previous_policy)
+
+# A full disk, a quota, a read-only or vanished mount, a file-size limit, an I/O error.
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO, errno.EACCES, errno.ENOENT}
+
+
+def _write_failed(error: OSError, out: str) -> WriteError:
+    found = latest_checkpoint(os.path.join(out, CHECKPOINTS))
+    kept = (
+        f"The last good checkpoint is kept: {found[0]!r} (epoch {found[1]}); free some space, then resume "
+        "with --resume."
+        if found
+        else "No epoch had finished yet."
+    )
+    return write_failed(error.filename or out, "into the run folder", error, kept)
+
+
+def _check_folder(out: str, resume: bool) -> None:
+    if not resume or find_run(out) is None:
+        check_new_run(out)
+
+
+def _start(config: TrainConfig, resume: bool, verbose, callbacks: list, chief: bool) -> RunResult:
+    # Before anything else touches TensorFlow: the multi-worker runtime must start first.
+    strategy = distribution_strategy(config.strategy, config.worker_timeout)
+    take_back_sigterm()
+    out = config.out
+    if chief:
+        config.versions = _versions()
+        write_json(os.path.join(out, "config.json"), dataclasses.asdict(config), "the run's settings")
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision)
+    try:
+        with worker_folder(out, chief) as saves:
+            # From the first collective on (building the model broadcasts its weights), a worker that
+            # died or was stopped fails the others' ops: one line for that, whichever phase it was in.
+            try:
+                return _run(config, strategy, saves, resume, verbose, callbacks)
+            except (
+                tf.errors.UnavailableError,
+                tf.errors.AbortedError,
+                tf.errors.DeadlineExceededError,
+            ) as error:
+                if config.strategy != "multi_worker":
+                    raise
+                raise lost_worker(error, os.path.join(out, CHECKPOINTS)) from error
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
 
 
 def _batch_shape(config: TrainConfig, replicas: int) -> tuple:
@@ -239,7 +290,7 @@ def _run(
         # Built here rather than by fit: a distributed dataset does not tell fit its shape up front.
         model.build(_batch_shape(config, replicas))
         model.build_optimizers()
-        start = resume_run(model, out, verbose=verbose != 0 and chief) if resume else 0
+        start = resume_run(model, out, verbose=verbose != 0 and chief, set_aside=chief) if resume else 0
     if config.strategy == "multi_worker":
         low, high = agree(strategy, start)
         if low != high:
@@ -271,20 +322,15 @@ def _run(
         ]
     history = {}
     if start < config.total_epochs:
-        try:
-            fit = model.fit(
-                dataset,
-                epochs=config.total_epochs,
-                steps_per_epoch=steps_per_epoch,
-                initial_epoch=start,
-                callbacks=[*callbacks, *extra_callbacks],
-                verbose=verbose if chief else 0,
-                shuffle=False,  # the pipeline shuffles, reproducibly
-            )
-        except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as error:
-            if config.strategy != "multi_worker":
-                raise
-            raise lost_worker(error, os.path.join(out, CHECKPOINTS)) from error
+        fit = model.fit(
+            dataset,
+            epochs=config.total_epochs,
+            steps_per_epoch=steps_per_epoch,
+            initial_epoch=start,
+            callbacks=[*callbacks, *extra_callbacks],
+            verbose=verbose if chief else 0,
+            shuffle=False,  # the pipeline shuffles, reproducibly
+        )
         history = fit.history
     if checkpointer.stopped_on:
         raise TrainingStopped(
@@ -292,7 +338,8 @@ def _run(
             f"{os.path.join(out, CHECKPOINTS)!r}; lower --lr or check the data, then resume with --resume."
         )
     for name in ("generator_ab", "generator_ba"):
-        getattr(model, name).save(os.path.join(saves, f"{name}.keras"))
+        with staged_file(os.path.join(saves, f"{name}.keras"), f"the trained {name}") as staging:
+            getattr(model, name).save(staging)
     found = latest_checkpoint(os.path.join(saves, CHECKPOINTS))
     return RunResult(
         out,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -63,14 +64,27 @@ def output_paths(inputs: list[str], out: str | os.PathLike) -> list[str]:
     return targets
 
 
+class Translated(list):
+    """The files ``translate_files`` wrote (a list), and in ``skipped`` the ``(input, reason)`` of every
+    input it could not read."""
+
+    def __init__(self):
+        super().__init__()
+        self.skipped: list[tuple[str, str]] = []
+
+
 def translate_files(
     translator: Callable[[np.ndarray], np.ndarray],
     inputs: Iterable[str],
     out: str | os.PathLike,
     max_size: int | None = None,
     overwrite: bool = False,
-) -> list[str]:
+) -> Translated:
     """Translates image files into ``out``; returns the files written.
+
+    Over many inputs (several, or a folder or glob), an unreadable file is skipped with one warning
+    naming it and the reason, and listed in the result's ``skipped``; every readable photo is still
+    translated. A single named file that cannot be read raises instead, with nothing written.
 
     Args:
         translator: ``uint8 [H, W, 3]`` -> ``uint8 [H, W, 3]``, e.g. a ``cyclegan_keras.runners.Runner``.
@@ -83,18 +97,30 @@ def translate_files(
     Raises:
         OutputExistsError: an output exists (and ``overwrite`` is False), or is one of the inputs;
             checked before anything is written.
+        UsageError: the one input named cannot be read as an image.
+        WriteError: an output could not be written (a full disk); the files written before it are
+            whole, and no half-written file is left.
     """
+    inputs = list(inputs)
     paths = expand_inputs(inputs)
     targets = output_paths(paths, out)
     check_new_files(targets, protected=paths, overwrite=overwrite)
+    single = len(inputs) == 1 and os.path.isfile(inputs[0])
+    written = Translated()
     for path, target in zip(paths, targets):
         try:
             image = open_image(path)
+            if max_size and max(image.size) > max_size:
+                image.thumbnail((max_size, max_size), Image.BICUBIC)
+            pixels = np.asarray(image)
         except (OSError, ValueError) as error:  # Pillow's ways of saying "not an image I can read"
-            raise UsageError(
-                f"Cannot read {path!r} as an image ({error}); nothing more was written."
-            ) from error
-        if max_size and max(image.size) > max_size:
-            image.thumbnail((max_size, max_size), Image.BICUBIC)
-        save_image(translator(np.asarray(image)), target)
-    return targets
+            reason = str(error) or type(error).__name__
+            if single:
+                message = f"Cannot read {path!r} as an image ({reason}); nothing was written."
+                raise UsageError(message) from error
+            warnings.warn(f"Skipped {path!r}: cannot read it as an image ({reason}).", UserWarning, 2)
+            written.skipped.append((path, reason))
+            continue
+        save_image(translator(pixels), target)
+        written.append(target)
+    return written

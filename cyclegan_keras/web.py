@@ -10,17 +10,19 @@ runtime comes from the npm registry once, checked against the registry's sha512 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 
 from cyclegan_keras.cache import cache_dir, download
-from cyclegan_keras.errors import UsageError
-from cyclegan_keras.outputs import check_output_folder
+from cyclegan_keras.errors import OutputExistsError, UsageError, WriteError
+from cyclegan_keras.outputs import check_output_folder, staging_folder, write_failed
 
 LITERTJS_VERSION = "2.5.3"
 # npm package -> (folder in the site, sha512 integrity of its registry tarball)
@@ -112,6 +114,43 @@ def is_web_export(path: str | os.PathLike) -> bool:
         return False
 
 
+def _written_files(out: str) -> set[str]:
+    """The files (relative paths) that the previous export into ``out`` wrote, from its manifest."""
+    with open(os.path.join(out, "model.json")) as file:
+        meta = json.load(file)
+    if "files" in meta:
+        return set(meta["files"])
+    # Exports before the manifest: the template, the model and everything in litertjs/.
+    runtime = os.path.join(out, "litertjs")
+    found = {os.path.relpath(os.path.join(r, n), out) for r, _, names in os.walk(runtime) for n in names}
+    return found | {*_TEMPLATE, "model.json", MODEL_FILE, MODEL_FILE + ".json"}
+
+
+def _install(staging: str, out: str, files: list[str]) -> None:
+    """Moves the export in ``staging`` into ``out``, replacing only the previous export's own files."""
+    if not os.path.isdir(out) or not os.listdir(out):
+        if os.path.isdir(out):
+            os.rmdir(out)
+        os.replace(staging, out)
+        return
+    ours = _written_files(out)
+    theirs = [name for name in files if name not in ours and os.path.lexists(os.path.join(out, name))]
+    if theirs:
+        raise OutputExistsError(
+            f"--out {out!r} holds {theirs[0]!r}, which the previous export did not write, so nothing was "
+            "changed: move that file, or pass another folder."
+        )
+    for name in sorted(ours):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(out, name))
+    for name in sorted({os.path.dirname(n) for n in ours if os.path.dirname(n)}, key=len, reverse=True):
+        with contextlib.suppress(OSError):  # a folder of ours that now holds nothing
+            os.removedirs(os.path.join(out, name))
+    for name in files:
+        os.makedirs(os.path.dirname(os.path.join(out, name)), exist_ok=True)
+        os.replace(os.path.join(staging, name), os.path.join(out, name))
+
+
 def export_web(
     generator,
     out: str | os.PathLike,
@@ -121,32 +160,42 @@ def export_web(
     title: str | None = None,
     direction: str = "a_to_b",
     calibration=(),
+    verify: Callable[[str], None] | None = None,
 ) -> str:
     """Writes the static web app for ``generator`` into the folder ``out``.
 
+    The app is written in a staging folder and moved into ``out`` when complete (and verified). Its
+    ``model.json`` lists the files it wrote; a later export into the same folder replaces those and
+    leaves every other file (a ``CNAME``, an extra page, a ``.git`` folder) as it is.
+
     Args:
         generator: the Keras generator.
-        out: a new or empty folder, or one a previous ``export_web`` wrote (then it is replaced).
+        out: a new or empty folder, or one a previous ``export_web`` wrote.
         quantize, input_size, calibration: as ``export_tflite`` (the page takes a fixed square input and
             scales every photo to it).
         title: the page's heading (default: the model's name).
         direction: what the generator translates, for the metadata.
+        verify: called with the staged ``.tflite`` path before anything reaches ``out``; an exception
+            it raises stops the export with ``out`` unchanged.
 
     Returns:
         The path of the ``.tflite`` file inside ``out``.
 
     Raises:
-        OutputExistsError: ``out`` holds other files; UsageError: the runtime cannot be had.
+        OutputExistsError: ``out`` holds other files than a web export, or a file of the user's where
+            the export would write; UsageError: the runtime cannot be had; WriteError: ``out`` could
+            not be written (nothing half-written is left).
     """
     from cyclegan_keras.export import export_tflite
 
     out = os.fspath(out)
     check_output_folder(out, is_web_export, "web app")
     runtime = litertjs_runtime()  # before any work: offline without it, say so at once
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".web-", dir=parent)
+    staging = None
     try:
+        parent = os.path.dirname(os.path.abspath(out))
+        os.makedirs(parent, exist_ok=True)
+        staging = staging_folder(parent, ".web-")
         template = resources.files("cyclegan_keras") / "assets" / "web"
         for name in _TEMPLATE:
             with (template / name).open("rb") as source, open(os.path.join(staging, name), "wb") as target:
@@ -154,6 +203,13 @@ def export_web(
         shutil.copytree(runtime, os.path.join(staging, "litertjs"))
         export_tflite(generator, os.path.join(staging, MODEL_FILE), quantize=quantize, input_size=input_size,
                       direction=direction, calibration=calibration)  # fmt: skip
+        if verify is not None:
+            verify(os.path.join(staging, MODEL_FILE))
+        files = sorted(
+            os.path.relpath(os.path.join(root, name), staging)
+            for root, _, names in os.walk(staging)
+            for name in names
+        )
         meta = {
             "title": title or generator.name,
             "model": MODEL_FILE,
@@ -162,12 +218,16 @@ def export_web(
             "direction": direction,
             "litertjs": LITERTJS_VERSION,
             "webgpu": True,
+            "files": sorted([*files, "model.json"]),
         }
         with open(os.path.join(staging, "model.json"), "w") as file:
             json.dump(meta, file, indent=2)
-        if os.path.isdir(out):
-            shutil.rmtree(out)  # checked above: empty, or a previous web export
-        os.replace(staging, out)
+        _install(staging, out, meta["files"])
+    except (WriteError, OutputExistsError):
+        raise
+    except OSError as error:
+        raise write_failed(out, "the web app", error) from error
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return os.path.join(out, MODEL_FILE)

@@ -53,13 +53,20 @@ def test_export_refuses_a_file_of_another_kind(fmt, name, tiny_generator_file, t
     assert target.read_text() == "a file of the user's"
 
 
-def test_export_replaces_its_own_saved_model_and_tflite(tiny_generator_file, tmp_path):
+def test_export_replaces_its_own_saved_model_and_tflite_only_with_overwrite(
+    tiny_generator_file, tmp_path, capsys
+):
     for fmt, out in (("saved_model", tmp_path / "sm"), ("tflite", tmp_path / "g.tflite")):
         args = ["export", "--model", str(tiny_generator_file), "--format", fmt, "--input-size", "32"]
         assert main([*args, "--out", str(out)]) == 0
-        assert main([*args, "--out", str(out)]) == 0  # a previous export of the same kind is replaced
+        before = {p: p.stat().st_mtime_ns for p in [out, *out.rglob("*")]}
+        assert _exit_code([*args, "--out", str(out)]) == 2
+        assert "pass --overwrite" in capsys.readouterr().err
+        assert {p: p.stat().st_mtime_ns for p in [out, *out.rglob("*")]} == before
+        assert main([*args, "--out", str(out), "--overwrite"]) == 0  # a previous export is replaced
+        assert {p: p.stat().st_mtime_ns for p in [out, *out.rglob("*")]} != before
     assert (tmp_path / "sm" / "saved_model.pb").is_file()
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".saved_model-")]  # no staging left
+    assert sorted(os.listdir(tmp_path)) == ["g.keras", "g.tflite", "g.tflite.json", "sm"]  # no staging left
 
 
 def test_convert_refuses_to_overwrite_a_file_that_is_not_a_keras_model(tmp_path, capsys):

@@ -4,6 +4,7 @@ LiteRT in Python on the same file and photo."""
 import base64
 import http.server
 import io
+import json
 import os
 import shutil
 import threading
@@ -185,3 +186,41 @@ def test_a_tampered_runtime_is_refused(registry, http_server, tmp_path):
     with pytest.raises(UsageError, match="sha512"):
         litertjs_runtime()
     assert not list((tmp_path / "cache" / "litertjs").glob("*"))
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@needs_runtime
+@pytest.mark.parametrize("manifest", [True, False], ids=["manifest", "export-before-the-manifest"])
+def test_a_re_export_replaces_only_its_own_files(tiny_generator_file, registry, tmp_path, manifest, capsys):
+    site = tmp_path / "site"
+    _export(tiny_generator_file, site)
+    meta = json.loads((site / "model.json").read_text())
+    assert sorted(meta["files"]) == sorted(_tree(site))  # the manifest lists every file it wrote
+    if not manifest:
+        del meta["files"]
+        (site / "model.json").write_text(json.dumps(meta))
+    (site / "CNAME").write_text("zebras.example.org")
+    (site / "about.html").write_text("<p>mine</p>")
+    (site / ".git").mkdir()
+    (site / ".git" / "HEAD").write_text("ref: refs/heads/gh-pages")
+    (site / "generator.tflite").write_bytes(b"stale")
+    users = {name: data for name, data in _tree(site).items() if name in ("CNAME", "about.html", ".git/HEAD")}
+    _export(tiny_generator_file, site)
+    after = _tree(site)
+    assert {name: after[name] for name in users} == users
+    assert after["generator.tflite"] != b"stale"
+    assert set(after) == set(users) | set(json.loads(after["model.json"])["files"])
+
+    # A file of the user's where an export would write: refused, nothing changed.
+    meta = json.loads(after["model.json"])
+    meta["files"].remove("style.css")
+    (site / "model.json").write_text(json.dumps(meta))
+    before = _tree(site)
+    with pytest.raises(SystemExit) as exit_info:
+        _export(tiny_generator_file, site)
+    assert exit_info.value.code == 2 and "'style.css'" in capsys.readouterr().err
+    assert _tree(site) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
