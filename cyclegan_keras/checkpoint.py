@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.outputs import staging_folder, write_failed, write_json
+from cyclegan_keras.outputs import staging_folder, write_errors, write_json
 from cyclegan_keras.schedule import model_optimizers
 
 LATEST = "latest"
@@ -115,34 +115,37 @@ def save_checkpoint(model: keras.Model, directory: str | os.PathLike, epoch: int
     arrays = {f"v{i:05d}": np.asarray(keras.ops.convert_to_numpy(v)) for i, v in enumerate(state.values())}
     staging = None
     try:
-        os.makedirs(directory, exist_ok=True)
-        staging = staging_folder(directory, f".{name}-")
-        with open(os.path.join(staging, STATE), "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        meta = {"epoch": epoch, "variables": len(arrays), "layout": KEYED, "keys": list(state)}
-        meta["files"] = {STATE: _fingerprint(os.path.join(staging, STATE))}
-        write_json(os.path.join(staging, "meta.json"), meta)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.replace(staging, final)
-        staging = None
-        write_json(os.path.join(directory, LATEST), {"checkpoint": name, "epoch": epoch})
-    except OSError as error:
-        found = latest_checkpoint(directory)
-        kept = (
-            f"The last good checkpoint is kept: {found[0]!r} (epoch {found[1]}); free some space, then "
-            "resume with --resume."
-            if found
-            else "No earlier checkpoint exists."
-        )
-        raise write_failed(final, "the checkpoint", error, kept) from error
+        with write_errors(final, "the checkpoint", lambda: last_good_checkpoint(directory)):
+            os.makedirs(directory, exist_ok=True)
+            staging = staging_folder(directory, f".{name}-")
+            with open(os.path.join(staging, STATE), "wb") as file:
+                np.savez(file, **arrays)
+                file.flush()
+                os.fsync(file.fileno())
+            meta = {"epoch": epoch, "variables": len(arrays), "layout": KEYED, "keys": list(state)}
+            meta["files"] = {STATE: _fingerprint(os.path.join(staging, STATE))}
+            write_json(os.path.join(staging, "meta.json"), meta)
+            if os.path.exists(final):
+                shutil.rmtree(final)
+            os.replace(staging, final)
+            staging = None
+            write_json(os.path.join(directory, LATEST), {"checkpoint": name, "epoch": epoch})
     finally:
         if staging is not None:  # the write failed or was interrupted: only ours to remove
             shutil.rmtree(staging, ignore_errors=True)
     _prune(directory, keep)
     return final
+
+
+def last_good_checkpoint(directory: str | os.PathLike) -> str:
+    """A sentence naming the newest checkpoint in ``directory``, for a message about a failed write."""
+    found = latest_checkpoint(directory)
+    if found is None:
+        return "No epoch had finished yet."
+    return (
+        f"The last good checkpoint is kept: {found[0]!r} (epoch {found[1]}); free some space, then resume "
+        "with --resume."
+    )
 
 
 def _fingerprint(path: str) -> dict:

@@ -129,7 +129,27 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
     return dataclasses.replace(saved, out=out, **changed)
 
 
+def _use_backend(args: argparse.Namespace) -> None:
+    """Picks the Keras backend before anything imports Keras: ``--backend``, else ``$KERAS_BACKEND``,
+    else (with ``--resume``) the run's own, else Keras' default. An explicit choice is passed on as the
+    flag, so that ``--resume`` says it changes the run's backend."""
+    import json
+
+    from cyclegan_keras.backends import select_backend
+
+    if getattr(args, "backend", None) is None and os.environ.get("KERAS_BACKEND"):
+        args.backend = os.environ["KERAS_BACKEND"]
+    backend = getattr(args, "backend", None)
+    if backend is None and args.resume:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            with open(os.path.join(getattr(args, "out", DEFAULTS.out), "config.json")) as file:
+                backend = json.load(file).get("backend")
+    if backend is not None:
+        select_backend(backend)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    _use_backend(args)
     from cyclegan_keras.checkpoint import TrainingStopped
     from cyclegan_keras.distributed import WorkerError
     from cyclegan_keras.training import train
@@ -201,8 +221,9 @@ def _cmd_pretrained(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from cyclegan_keras.data import domain_folders, tfds_images
+    from cyclegan_keras.data import tfds_images
     from cyclegan_keras.evaluation import evaluate
+    from cyclegan_keras.folders import domain_folders
     from cyclegan_keras.outputs import check_output_file, write_json
     from cyclegan_keras.runners import load_runner
 
@@ -415,8 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         # Imported here, inside the handlers: a Ctrl-C during TensorFlow's import ends in one line too.
-        from cyclegan_keras.data import DatasetUnavailableError
-        from cyclegan_keras.errors import UsageError, WriteError
+        from cyclegan_keras.errors import DatasetUnavailableError, UsageError, WriteError
 
         with _one_line_warnings(args.command):
             return args.run(args)

@@ -28,6 +28,8 @@ GENERATORS = {
 }
 GAN_MODES = ("lsgan", "vanilla", "wgangp", "hinge")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+BACKENDS = ("tensorflow", "jax", "torch")
+INPUT_PIPELINES = ("auto", "tf_data", "python")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 CYCLE_GAN_CONFIGS = (
@@ -113,6 +115,26 @@ class Preprocessing:
         return size
 
 
+def steps_per_epoch(
+    preprocessing: Preprocessing, batch_size: int, images: tuple[int, int], steps: int | None = None
+) -> int:
+    """The batches of an epoch of two domains of ``images`` images: ``steps``, or as the official epoch
+    ``max(|A|, |B|) // batch_size``. Refuses a batch size that cannot be batched or fills no step."""
+    if batch_size < 1:
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size > 1 and not preprocessing.crops:
+        raise UsageError(
+            f"preprocess={preprocessing.mode!r} gives images of varying sizes, which cannot be batched: "
+            "use batch_size=1 or a mode that crops."
+        )
+    steps = steps or max(images) // batch_size
+    if steps < 1:
+        raise UsageError(
+            f"An epoch of {max(images)} image(s) makes no batch of {batch_size}: lower the batch size."
+        )
+    return steps
+
+
 def option(default: Any, help: str, group: str, **rules: Any) -> Any:
     """A ``TrainConfig`` field with its command-line description.
 
@@ -151,6 +173,9 @@ class TrainConfig:
         "resize_and_crop", "official preprocessing mode", "data", choices=PREPROCESS_MODES
     )
     no_flip: bool = option(False, "no random horizontal flips", "data")
+    input_pipeline: str = option("auto", "tf_data (tf.data), python (keras.utils.PyDataset over Pillow, no "
+                                 "TensorFlow), or auto: tf_data on the TensorFlow backend, python on JAX and "
+                                 "PyTorch", "data", choices=INPUT_PIPELINES, resume_applies=True)  # fmt: skip
     cache: bool = option(False, "keep decoded, resized images in memory", "data", resume_applies=True)
     generator: str = option("resnet_9blocks", "generator architecture", "model", choices=tuple(GENERATORS))
     ngf: int = option(64, "generator filters in the first layer", "model", minimum=1)
@@ -178,6 +203,9 @@ class TrainConfig:
                            "optimisation", choices=STRATEGIES, resume_applies=True)  # fmt: skip
     worker_timeout: float = option(600.0, "multi_worker: seconds to wait for every worker to start",
                                    "optimisation", minimum=1, resume_applies=True)  # fmt: skip
+    backend: str | None = option(None, "the Keras backend to train on (default: $KERAS_BACKEND, else the "
+                                 "run's own with --resume, else tensorflow)", "optimisation",
+                                 choices=BACKENDS, resume_applies=True)  # fmt: skip
     jit_compile: bool = option(False, "XLA-compile the training step", "optimisation", resume_applies=True)
     steps_per_execution: int = option(1, "training steps per tf.function call", "optimisation", minimum=1,
                                       resume_applies=True)  # fmt: skip
@@ -214,7 +242,7 @@ class TrainConfig:
                 setattr(self, new, value)
         for spec in dataclasses.fields(self):
             value, rules = getattr(self, spec.name), spec.metadata
-            if "choices" in rules:
+            if "choices" in rules and value is not None:
                 check_choice(spec.name, value, rules["choices"])
             if "minimum" in rules and value is not None and value < rules["minimum"]:
                 raise UsageError(f"{spec.name} must be >= {rules['minimum']}, got {value}")

@@ -18,15 +18,13 @@ import numpy as np
 import tensorflow as tf
 
 from cyclegan_keras.config import CYCLE_GAN_CONFIGS, Preprocessing
-from cyclegan_keras.errors import MissingInputError, UsageError
-from cyclegan_keras.images import ImageSource, image_files, open_image, scan_images, tf_to_float
+from cyclegan_keras.config import steps_per_epoch as epoch_steps
+from cyclegan_keras.errors import DatasetUnavailableError, UsageError
+from cyclegan_keras.folders import SPLITS, domain_folders, image_sources
+from cyclegan_keras.images import ImageSource, open_image, tf_to_float
 
-SPLITS = ("trainA", "trainB", "testA", "testB")
+__all__ = ["DatasetUnavailableError", "SPLITS", "TrainData", "domain_folders", "tfds_images", "train_dataset"]
 _SEED_STRIDE = 1 << 24  # keeps every epoch's stateless seeds apart from every other epoch's
-
-
-class DatasetUnavailableError(RuntimeError):
-    """A ``tfds`` dataset could not be downloaded or prepared."""
 
 
 class _Loader:
@@ -142,20 +140,9 @@ def train_dataset(
             process's batches; the other images are never read here.
     """
     preprocessing = preprocessing or Preprocessing()
-    if batch_size < 1:
-        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
-    if batch_size > 1 and not preprocessing.crops:
-        raise UsageError(
-            f"preprocess={preprocessing.mode!r} gives images of varying sizes, which cannot be batched: "
-            "use batch_size=1 or a mode that crops."
-        )
-    (sources_a, plain_a), (sources_b, plain_b) = (_sources(domain, check_files) for domain in (a, b))
+    (sources_a, plain_a), (sources_b, plain_b) = (image_sources(domain, check_files) for domain in (a, b))
     epoch_images = max(len(sources_a), len(sources_b))
-    steps = steps_per_epoch or epoch_images // batch_size
-    if steps < 1:
-        raise UsageError(
-            f"An epoch of {epoch_images} image(s) makes no batch of {batch_size}: lower the batch size."
-        )
+    steps = epoch_steps(preprocessing, batch_size, (len(sources_a), len(sources_b)), steps_per_epoch)
     per_epoch = steps * batch_size
     replicas = input_context.num_replicas_in_sync if input_context else 1
     if batch_size % replicas:
@@ -225,47 +212,6 @@ def _augment(pixels: tf.Tensor, preprocessing: Preprocessing, seed: tf.Tensor) -
     if preprocessing.flip:
         pixels = tf.image.stateless_random_flip_left_right(pixels, seed=seed[::-1])
     return tf_to_float(pixels)
-
-
-def _sources(domain, check_files: bool) -> tuple[list[ImageSource], list[int]]:
-    if isinstance(domain, (str, os.PathLike)):
-        sources: list[ImageSource] = image_files(domain)
-        where = f"folder {os.fspath(domain)!r}"
-    else:
-        sources = list(domain)
-        where = "the given list"
-    if not sources:
-        raise UsageError(f"No images in {where}.")
-    if not check_files:
-        return sources, [0] * len(sources)
-    sources, plain = scan_images(sources)
-    if not sources:
-        raise UsageError(f"No readable image in {where}.")
-    return sources, plain
-
-
-def domain_folders(
-    data_dir: str | os.PathLike, required: Sequence[str] = ("trainA", "trainB")
-) -> dict[str, str]:
-    """The split folders of a dataset laid out as the official one: ``trainA``, ``trainB``, ``testA``,
-    ``testB``. Returns ``{split: path}`` for the splits that exist.
-
-    Raises:
-        MissingInputError: a ``required`` split is missing (training needs the train splits,
-            evaluation the test splits).
-    """
-    data_dir = os.fspath(data_dir)
-    if not os.path.isdir(data_dir):
-        raise MissingInputError(f"Data folder {data_dir!r} does not exist.")
-    found = {split: os.path.join(data_dir, split) for split in SPLITS}
-    found = {split: path for split, path in found.items() if os.path.isdir(path)}
-    missing = [split for split in required if split not in found]
-    if missing:
-        raise MissingInputError(
-            f"Data folder {data_dir!r} has no {' or '.join(missing)} folder: lay it out as "
-            "trainA/ (domain A), trainB/ (domain B), testA/, testB/ (their test images)."
-        )
-    return found
 
 
 def tfds_images(name: str, split: str, data_dir: str | None = None, download: bool = True) -> list[bytes]:

@@ -25,3 +25,7 @@ class MissingExtraError(UsageError, ImportError):
 class WriteError(OSError):
     """A file could not be written (a full disk, a read-only folder); the message names the path and the
     cause. Nothing half-written is left under the final name. The command line exits 1 on it."""
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A ``tfds`` dataset could not be downloaded or prepared; the message says how to train from folders."""

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cyclegan_keras.errors import MissingExtraError, OutputExistsError, UsageError, WriteError
+from cyclegan_keras.errors import MissingExtraError, OutputExistsError, UsageError
 from cyclegan_keras.images import (
     MULTIPLE,
     image_files,
@@ -30,7 +30,7 @@ from cyclegan_keras.outputs import (
     is_saved_model,
     staged_file,
     staging_folder,
-    write_failed,
+    write_errors,
     write_json,
 )
 from cyclegan_keras.runners import KerasRunner, Runner, load_generator, load_runner
@@ -436,28 +436,25 @@ def export_generator(
         return results[0]
     staging = None
     try:
-        parent = os.path.dirname(os.path.abspath(out))
-        os.makedirs(parent, exist_ok=True)
-        staging = staging_folder(parent, f".{os.path.basename(out)}.partial-")
-        staged = os.path.join(staging, os.path.basename(out))
-        if format == "saved_model":
-            export_saved_model(generator, staged)
-        elif format == "tflite":
-            export_tflite(generator, staged, quantize=quantize, input_size=input_size,
-                          dynamic_size=dynamic_size, uint8_io=uint8_io, calibration=calibration,
-                          direction=direction)  # fmt: skip
-        else:
-            export_onnx(generator, staged)
-        verify(staged)
-        if os.path.isdir(out):
-            shutil.rmtree(out)  # checked above: empty, or a SavedModel the user asked to replace
-        os.replace(staged, out)
-        if format == "tflite":
-            os.replace(staged + ".json", out + ".json")
-    except WriteError:
-        raise
-    except OSError as error:
-        raise write_failed(out, f"the {format} export", error) from error
+        with write_errors(out, f"the {format} export"):
+            parent = os.path.dirname(os.path.abspath(out))
+            os.makedirs(parent, exist_ok=True)
+            staging = staging_folder(parent, f".{os.path.basename(out)}.partial-")
+            staged = os.path.join(staging, os.path.basename(out))
+            if format == "saved_model":
+                export_saved_model(generator, staged)
+            elif format == "tflite":
+                export_tflite(generator, staged, quantize=quantize, input_size=input_size,
+                              dynamic_size=dynamic_size, uint8_io=uint8_io, calibration=calibration,
+                              direction=direction)  # fmt: skip
+            else:
+                export_onnx(generator, staged)
+            verify(staged)
+            if os.path.isdir(out):
+                shutil.rmtree(out)  # checked above: empty, or a SavedModel the user asked to replace
+            os.replace(staged, out)
+            if format == "tflite":
+                os.replace(staged + ".json", out + ".json")
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
-import tensorflow as tf
+from keras import ops
 
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.layers import PACKAGE
@@ -122,6 +124,8 @@ class CycleGAN(keras.Model):
         # pool_a holds generated A images (from generator_ba), pool_b generated B images.
         self.pool_a = ImagePool(pool_size, seed=seed, name="pool_a")
         self.pool_b = ImagePool(pool_size, seed=None if seed is None else seed + 1, name="pool_b")
+        if self.gan_mode == "wgangp":  # the penalty's random mixing ratios, seeded for compiled JAX steps
+            self.penalty_seed = keras.random.SeedGenerator(None if seed is None else seed + 2, name="penalty")
         self.loss_trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         self.generator_optimizer = None
         self.discriminator_optimizer = None
@@ -160,6 +164,10 @@ class CycleGAN(keras.Model):
         # Keras' own `optimizer` is the generators' one, so callbacks that read
         # `model.optimizer.iterations` count training steps.
         super().compile(optimizer=generator_optimizer, **kwargs)
+        if keras.backend.backend() == "jax":
+            # Keras' JAX trainer carries `model.optimizer.variables` through its compiled step as state:
+            # they must be both optimizers' variables.
+            self.optimizer = _OptimizerPair(self)
 
     def get_compile_config(self):
         return {
@@ -178,18 +186,19 @@ class CycleGAN(keras.Model):
     def fit(self, x=None, **kwargs):
         """``keras.Model.fit``, with every argument after ``x`` given by keyword.
 
-        ``shuffle`` defaults to False for a ``tf.data.Dataset``: this package's pipelines shuffle
-        themselves (seeded, per epoch), and Keras would only warn that it ignores its own default.
+        ``shuffle`` defaults to False for a ``tf.data.Dataset`` and a ``keras.utils.PyDataset``: this
+        package's pipelines shuffle themselves (seeded, per epoch), reproducibly.
         """
         # Creating the pools' and optimizers' variables now, rather than inside the traced step, spares
         # TensorFlow a second trace of the whole training graph.
         shape = _image_batch_shape(x)
-        with self.distribute_strategy.scope():
+        scope = getattr(self, "distribute_strategy", None)  # TensorFlow's trainer only
+        with scope.scope() if scope is not None else contextlib.nullcontext():
             if shape is not None and not self.built:
                 self.build(shape)
             if self.built and self.generator_optimizer is not None:
                 self.build_optimizers()
-        if isinstance(x, tf.data.Dataset):
+        if _is_tf_dataset(x) or isinstance(x, keras.utils.PyDataset):
             kwargs.setdefault("shuffle", False)
         return super().fit(x, **kwargs)
 
@@ -200,6 +209,17 @@ class CycleGAN(keras.Model):
         if self.built and all(optimizer.built for optimizer in self.optimizers.values()):
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _symbolic_build(self, iterator=None, data_batch=None):
+        # The JAX and PyTorch trainers build an unbuilt model by tracing its call in a stateless scope,
+        # where the pools cannot create their variables: build from the first batch's shape instead.
+        if not self.built:
+            if data_batch is None:
+                for _, _, data in iterator:
+                    data_batch = data[0] if isinstance(data, (list, tuple)) else next(data)
+                    break
+            self.build(tuple(_unpack(data_batch)[0].shape))
+        super()._symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def build_optimizers(self) -> None:
         """Creates both optimizers' variables, so their state can be restored before training."""
@@ -290,7 +310,7 @@ class CycleGAN(keras.Model):
                 self.lambda_a * self.lambda_identity * _l1(self.generator_ba(a, training=training), a)
             )
         else:
-            losses["identity_ab"] = losses["identity_ba"] = tf.constant(0.0)
+            losses["identity_ab"] = losses["identity_ba"] = ops.zeros((), "float32")
         return losses, fake_a, fake_b
 
     def _discriminator_loss(self, discriminator, real, fake, training: bool):
@@ -298,13 +318,34 @@ class CycleGAN(keras.Model):
             discriminator(real, training=training), discriminator(fake, training=training), self.gan_mode
         )
         if self.gan_mode == "wgangp":
-            loss += gradient_penalty(discriminator, real, fake)
+            loss += gradient_penalty(discriminator, real, fake, seed=self.penalty_seed)
         return loss
 
-    def train_step(self, data):
+    def _discriminator_losses(self, a, b, pooled_a, pooled_b) -> dict:
+        return {
+            "disc_a": self._discriminator_loss(self.discriminator_a, a, pooled_a, training=True),
+            "disc_b": self._discriminator_loss(self.discriminator_b, b, pooled_b, training=True),
+        }
+
+    def train_step(self, *args):
+        """One official step: both generators on one joint loss, then both discriminators on pooled,
+        detached fakes. The losses are written once (``keras.ops``); each backend takes the gradients
+        its own way: ``tf.GradientTape``, ``jax.value_and_grad`` over a stateless step (Keras' JAX
+        trainer passes and takes back the state), or ``backward()`` on PyTorch."""
+        backend = keras.backend.backend()
+        if backend == "jax":
+            return self._jax_train_step(*args)
+        (data,) = args
         a, b = _unpack(data)
         if not self.built:
             self.build(tuple(a.shape))
+        if backend == "torch":
+            return self._torch_train_step(a, b)
+        return self._tensorflow_train_step(a, b)
+
+    def _tensorflow_train_step(self, a, b):
+        import tensorflow as tf
+
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             losses, fake_a, fake_b = self._generator_losses(a, b, training=True)
@@ -318,16 +359,78 @@ class CycleGAN(keras.Model):
         pooled_a = self.pool_a(tf.stop_gradient(fake_a))
         pooled_b = self.pool_b(tf.stop_gradient(fake_b))
         with tf.GradientTape() as tape:
-            losses["disc_a"] = self._discriminator_loss(self.discriminator_a, a, pooled_a, training=True)
-            losses["disc_b"] = self._discriminator_loss(self.discriminator_b, b, pooled_b, training=True)
+            losses.update(self._discriminator_losses(a, b, pooled_a, pooled_b))
             scaled = self.discriminator_optimizer.scale_loss((losses["disc_a"] + losses["disc_b"]) / replicas)
         discriminator_variables = self.discriminator_variables
         grads = tape.gradient(scaled, discriminator_variables)
         self.discriminator_optimizer.apply_gradients(zip(grads, discriminator_variables))
         return self._track(_global_mean(losses))
 
-    def test_step(self, data):
+    def _torch_train_step(self, a, b):
+        import torch
+
+        self.zero_grad()
+        losses, fake_a, fake_b = self._generator_losses(a, b, training=True)
+        self.generator_optimizer.scale_loss(sum(losses.values())).backward()
+        generator_variables = self.generator_variables
+        self.generator_optimizer.apply([v.value.grad for v in generator_variables], generator_variables)
+
+        with torch.no_grad():
+            pooled_a = self.pool_a(fake_a.detach())
+            pooled_b = self.pool_b(fake_b.detach())
+        # The generators' loss also left gradients on the discriminators: they must not count.
+        self.zero_grad()
+        losses.update(self._discriminator_losses(a, b, pooled_a, pooled_b))
+        self.discriminator_optimizer.scale_loss(losses["disc_a"] + losses["disc_b"]).backward()
+        discriminator_variables = self.discriminator_variables
+        self.discriminator_optimizer.apply(
+            [v.value.grad for v in discriminator_variables], discriminator_variables
+        )
+        return self._track({name: value.detach() for name, value in losses.items()})
+
+    def _jax_train_step(self, state, data):
+        trainable, non_trainable, optimizer_values, metric_values = state
         a, b = _unpack(data)
+        values = _StatelessValues(self, trainable, non_trainable, optimizer_values)
+
+        def generators():
+            losses, fake_a, fake_b = self._generator_losses(a, b, training=True)
+            return losses, (fake_a, fake_b)
+
+        losses, (fake_a, fake_b) = values.train(
+            self.generator_optimizer, self.generator_variables, generators
+        )
+        with values.scope() as scope:
+            pooled_a = self.pool_a(ops.stop_gradient(fake_a))
+            pooled_b = self.pool_b(ops.stop_gradient(fake_b))
+        values.non_trainable = values.non_trainable_in(scope)
+
+        def discriminators():
+            return self._discriminator_losses(a, b, pooled_a, pooled_b), None
+
+        losses.update(
+            values.train(self.discriminator_optimizer, self.discriminator_variables, discriminators)[0]
+        )
+        metrics = self.metrics_variables
+        with keras.StatelessScope(state_mapping=list(zip(metrics, metric_values))) as scope:
+            logs = self._track(losses)
+        metric_values = [scope.get_current_value(v) for v in metrics]
+        return logs, (values.trainable, values.non_trainable, values.optimizer, metric_values)
+
+    def test_step(self, *args):
+        if keras.backend.backend() == "jax":
+            state, data = args
+            trainable, non_trainable, metric_values = state
+            values = _StatelessValues(self, trainable, non_trainable, [])
+            metrics = self.metrics_variables
+            mapping = list(zip(metrics, metric_values))
+            with values.scope(), keras.StatelessScope(state_mapping=mapping) as scope:
+                logs = self._evaluate(*_unpack(data))
+                metric_values = [scope.get_current_value(v) for v in metrics]
+            return logs, (trainable, non_trainable, metric_values)
+        return self._evaluate(*_unpack(args[0]))
+
+    def _evaluate(self, a, b):
         losses, fake_a, fake_b = self._generator_losses(a, b, training=False)
         losses["disc_a"] = self._discriminator_loss(self.discriminator_a, a, fake_a, training=False)
         losses["disc_b"] = self._discriminator_loss(self.discriminator_b, b, fake_b, training=False)
@@ -338,19 +441,110 @@ class CycleGAN(keras.Model):
             tracker.update_state(losses[name])
         results = {name: tracker.result() for name, tracker in self.loss_trackers.items()}
         if _multi_worker():
+            import tensorflow as tf
+
             # Keras 3 averages the workers' logs along axis 0, which a scalar lacks (keras-team/keras
             # via tensorflow/tensorflow#72388); every replica logs the same global mean anyway.
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
 
 
+class _OptimizerPair:
+    """``CycleGAN.optimizer`` on JAX: the generators' optimizer, whose ``variables`` also hold the
+    discriminators' one, so that Keras' JAX trainer carries both through its compiled step. Everything
+    else (``iterations``, ``learning_rate``) is the generators' optimizer's; ``optimizers`` lists both,
+    as Keras' callbacks expect of an optimizer that holds several."""
+
+    def __init__(self, model: CycleGAN):
+        self._model = model
+
+    @property
+    def optimizers(self) -> list:
+        return list(self._model.optimizers.values())
+
+    @property
+    def variables(self) -> list:
+        return [v for optimizer in self.optimizers for v in optimizer.variables]
+
+    @property
+    def built(self) -> bool:
+        return all(optimizer.built for optimizer in self.optimizers)
+
+    def build(self, variables=None) -> None:
+        self._model.build_optimizers()
+
+    def __getattr__(self, name):
+        return getattr(self._model.generator_optimizer, name)
+
+
+class _StatelessValues:
+    """The values of a model's variables while a JAX step runs statelessly: read, replaced, and put
+    in a ``keras.StatelessScope`` so that the networks, written once, run on them."""
+
+    def __init__(self, model: CycleGAN, trainable, non_trainable, optimizer_values):
+        self._trainable_refs = list(model.trainable_variables)
+        self._non_trainable_refs = list(model.non_trainable_variables)
+        self._index = {id(v): i for i, v in enumerate(self._trainable_refs)}
+        self.trainable = list(trainable)
+        self.non_trainable = list(non_trainable)
+        self.optimizer = list(optimizer_values)
+        self._optimizer_slices = {}
+        start = 0
+        for optimizer in model.optimizers.values():
+            self._optimizer_slices[id(optimizer)] = slice(start, start + len(optimizer.variables))
+            start += len(optimizer.variables)
+
+    def train(self, optimizer, variables, losses_of):
+        """One update of ``variables`` by ``optimizer`` on the sum of the losses that ``losses_of()``
+        returns (with something else to pass on); returns both."""
+        import jax
+
+        index = [self._index[id(v)] for v in variables]
+
+        def loss(own):
+            with self.scope(replace=dict(zip(index, own))) as scope:
+                losses, extra = losses_of()
+                total = optimizer.scale_loss(sum(losses.values()))
+            return total, (losses, extra, self.non_trainable_in(scope))
+
+        own = [self.trainable[i] for i in index]
+        (_, (losses, extra, self.non_trainable)), grads = jax.value_and_grad(loss, has_aux=True)(own)
+        where = self._optimizer_slices[id(optimizer)]
+        new_own, self.optimizer[where] = optimizer.stateless_apply(self.optimizer[where], grads, own)
+        for i, value in zip(index, new_own):
+            self.trainable[i] = value
+        return losses, extra
+
+    def non_trainable_in(self, scope) -> list:
+        found = (scope.get_current_value(v) for v in self._non_trainable_refs)
+        return [old if value is None else value for value, old in zip(found, self.non_trainable)]
+
+    def scope(self, replace: dict | None = None) -> keras.StatelessScope:
+        """A scope in which the model's variables read these values (``replace``: index -> value)."""
+        trainable = [(replace or {}).get(i, value) for i, value in enumerate(self.trainable)]
+        mapping = [*zip(self._trainable_refs, trainable), *zip(self._non_trainable_refs, self.non_trainable)]
+        return keras.StatelessScope(state_mapping=mapping)
+
+
+def _is_tf_dataset(data) -> bool:
+    return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
+
+
 def _multi_worker() -> bool:
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
     extended = tf.distribute.get_strategy().extended
     return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
 
 
 def _global_mean(losses: dict) -> dict:
     """Each loss averaged over all replicas (of every worker), so that every replica logs the same."""
+    if keras.backend.backend() != "tensorflow":
+        return losses
+    import tensorflow as tf
+
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return losses
@@ -360,7 +554,7 @@ def _global_mean(losses: dict) -> dict:
 
 
 def _l1(x, y):
-    return tf.reduce_mean(tf.abs(tf.cast(x, tf.float32) - tf.cast(y, tf.float32)))
+    return ops.mean(ops.abs(ops.cast(x, "float32") - ops.cast(y, "float32")))
 
 
 def _unpack(data):
@@ -379,7 +573,9 @@ def _unpack(data):
 
 def _image_batch_shape(data) -> tuple | None:
     """The shape of domain A's batches, when the data says it up front."""
-    if isinstance(data, tf.data.Dataset):
+    if _is_tf_dataset(data):
+        import tensorflow as tf
+
         spec = data.element_spec
         spec = spec["a"] if isinstance(spec, dict) else spec[0] if isinstance(spec, tuple) else None
         return tuple(spec.shape) if isinstance(spec, tf.TensorSpec) and spec.shape.rank == 4 else None

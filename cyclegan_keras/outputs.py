@@ -9,10 +9,10 @@ what to pass instead, before anything is touched.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -148,6 +148,30 @@ def write_failed(path: str | os.PathLike, what: str, error: OSError, kept: str =
     return failed
 
 
+# A full disk, a quota, a read-only or failing disk, a file-size limit.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG})
+
+
+@contextlib.contextmanager
+def write_errors(
+    path: str | os.PathLike,
+    what: str,
+    kept: str | Callable[[], str] = "",
+    only: frozenset[int] | None = None,
+) -> Iterator[None]:
+    """Turns an ``OSError`` in the block (a full disk, a read-only folder) into the one-line
+    ``WriteError`` of ``write_failed``; ``kept`` (or what it returns, asked only then) says what is safe.
+    With ``only``, other errors (a missing input, say) pass unchanged."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as error:
+        if only is not None and error.errno not in only:
+            raise
+        raise write_failed(path, what, error, kept() if callable(kept) else kept) from error
+
+
 @contextlib.contextmanager
 def staged_file(path: str | os.PathLike, what: str = "the file") -> Iterator[str]:
     """Yields a temporary path beside ``path`` (same extension) to write; moves it to ``path`` when the
@@ -158,48 +182,21 @@ def staged_file(path: str | os.PathLike, what: str = "the file") -> Iterator[str
     stem, extension = os.path.splitext(name)
     staging = None
     try:
-        os.makedirs(folder, exist_ok=True)
-        while staging is None:
-            candidate = os.path.join(folder, f".{stem}.partial-{secrets.token_hex(4)}{extension}")
-            # O_EXCL: never someone else's file; 0o666 and the umask: the permissions a plain open gives
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-                staging = candidate
-        yield staging
-        os.replace(staging, path)
-        staging = None
-    except WriteError:
-        raise
-    except OSError as error:
-        raise write_failed(path, what, error) from error
+        with write_errors(path, what):
+            os.makedirs(folder, exist_ok=True)
+            while staging is None:
+                candidate = os.path.join(folder, f".{stem}.partial-{secrets.token_hex(4)}{extension}")
+                # O_EXCL: never someone else's file; 0o666 and the umask: what a plain open gives
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                    staging = candidate
+            yield staging
+            os.replace(staging, path)
+            staging = None
     finally:
         if staging is not None:
             with contextlib.suppress(OSError):
                 os.remove(staging)
-
-
-@contextlib.contextmanager
-def staged_folder(path: str | os.PathLike, what: str = "the folder") -> Iterator[str]:
-    """``staged_file`` for a folder: yields a new temporary folder beside ``path``; on success an
-    existing ``path`` (which the caller checked is a previous output) is replaced by it."""
-    path = os.fspath(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    staging = None
-    try:
-        os.makedirs(parent, exist_ok=True)
-        staging = staging_folder(parent, f".{os.path.basename(path)}.partial-")
-        yield staging
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-        os.replace(staging, path)
-        staging = None
-    except WriteError:
-        raise
-    except OSError as error:
-        raise write_failed(path, what, error) from error
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def staging_folder(parent: str | os.PathLike, prefix: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.layers import PACKAGE
@@ -17,7 +17,8 @@ class ImagePool(keras.layers.Layer):
     and returned. Once it is full, with probability 0.5 a random stored image is returned and the new
     one takes its place; otherwise the new image is returned and the pool is unchanged.
 
-    The pool and its random state are layer variables, so the step runs inside ``tf.function`` and the
+    The pool and its random state are layer variables, written in ``keras.ops``: the step stays
+    compiled on every backend (``tf.function``, ``jax.jit``), with no round trip to the host, and the
     pool's contents are saved and restored with the model's weights. The images' height, width and
     channels are fixed at the first call.
 
@@ -67,39 +68,34 @@ class ImagePool(keras.layers.Layer):
     def call(self, images):
         if self.size == 0:
             return images
-        images = tf.cast(images, self.images.dtype)
-        n = tf.shape(images)[0]
+        images = ops.cast(images, self.images.dtype)
+        n = ops.shape(images)[0]
         coins = keras.random.uniform((n,), seed=self.seed_generator)
         slots = keras.random.randint((n,), 0, self.size, seed=self.seed_generator)
+        returned = ops.zeros_like(images)
+        zeros = [0] * (len(images.shape) - 1)
 
-        def body(i, pool, count, returned):
-            image = images[i]
+        def body(i, state):
+            pool, count, returned = state
+            image = ops.take(images, i, axis=0)
             full = count >= self.size
-            swap = tf.logical_and(full, coins[i] > 0.5)
+            swap = ops.logical_and(full, ops.take(coins, i) > 0.5)
             # Not full: store at the next free slot and return the new image. Full: with probability
             # 0.5 return a stored image and store the new one in its place, else return the new one.
-            slot = tf.where(full, slots[i], count)
-            result = tf.where(swap, pool[slot], image)
-            store = tf.logical_or(swap, tf.logical_not(full))
-            pool = tf.cond(
-                store, lambda: tf.tensor_scatter_nd_update(pool, [[slot]], image[None]), lambda: pool
-            )
-            count = tf.minimum(count + 1, self.size)
-            return i + 1, pool, count, returned.write(i, result)
+            slot = ops.where(full, ops.take(slots, i), count)
+            stored = ops.take(pool, slot, axis=0)
+            result = ops.where(swap, stored, image)
+            kept = ops.where(ops.logical_or(swap, ops.logical_not(full)), image, stored)
+            pool = ops.slice_update(pool, [slot, *zeros], kept[None])
+            returned = ops.slice_update(returned, [i, *zeros], result[None])
+            return pool, ops.minimum(count + 1, self.size), returned
 
-        _, pool, count, returned = tf.while_loop(
-            lambda i, *_: i < n,
-            body,
-            (
-                tf.constant(0),
-                tf.convert_to_tensor(self.images),
-                tf.convert_to_tensor(self.count),
-                tf.TensorArray(images.dtype, size=n),
-            ),
+        pool, count, returned = ops.fori_loop(
+            0, n, body, (ops.convert_to_tensor(self.images), ops.convert_to_tensor(self.count), returned)
         )
         self.images.assign(pool)
         self.count.assign(count)
-        return tf.reshape(returned.stack(), tf.shape(images))
+        return returned
 
     def compute_output_shape(self, input_shape):
         return input_shape

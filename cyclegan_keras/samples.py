@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from cyclegan_keras.images import grid, save_image, to_uint8
 
@@ -37,7 +36,7 @@ class SampleImages(keras.callbacks.Callback):
         images_b: likewise from domain B.
         directory: where the PNG grids go.
         every: epochs between grids.
-        log_dir: if given, the grids also go to TensorBoard (``log_dir/samples``).
+        log_dir: if given, the grids also go to TensorBoard (``log_dir/samples``; needs TensorFlow).
     """
 
     def __init__(
@@ -62,6 +61,8 @@ class SampleImages(keras.callbacks.Callback):
         pixels = sample_grid(self.model, self.images_a, self.images_b)
         save_image(pixels, os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png"))
         if self.log_dir is not None:
+            import tensorflow as tf
+
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "samples"))
             with self._writer.as_default():

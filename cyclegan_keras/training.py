@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
-import errno
+import functools
 import json
 import os
 import platform
@@ -13,11 +14,11 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from cyclegan_keras.checkpoint import Checkpointer, TrainingStopped, latest_checkpoint
+from cyclegan_keras.backends import backend_version, check_backend_options, input_pipeline, make_deterministic
+from cyclegan_keras.backends import select_backend as _select_backend
+from cyclegan_keras.checkpoint import Checkpointer, TrainingStopped, last_good_checkpoint, latest_checkpoint
 from cyclegan_keras.config import TrainConfig, config_from_json
-from cyclegan_keras.data import domain_folders, tfds_images, train_dataset
 from cyclegan_keras.distributed import (
     agree,
     distribution_strategy,
@@ -27,12 +28,13 @@ from cyclegan_keras.distributed import (
     take_back_sigterm,
     worker_folder,
 )
-from cyclegan_keras.errors import UsageError, WriteError
+from cyclegan_keras.errors import UsageError
+from cyclegan_keras.folders import domain_folders
 from cyclegan_keras.images import image_files, resized_images, to_float
 from cyclegan_keras.lock import run_lock
 from cyclegan_keras.model import CycleGAN, official_adam
 from cyclegan_keras.networks import generator, patchgan_discriminator
-from cyclegan_keras.outputs import staged_file, write_failed, write_json
+from cyclegan_keras.outputs import WRITE_ERRNOS, staged_file, write_errors, write_json
 from cyclegan_keras.runs import CHECKPOINTS, check_new_run, find_run, resume_run
 from cyclegan_keras.samples import SampleImages
 from cyclegan_keras.schedule import LinearDecay
@@ -81,6 +83,8 @@ def build_cyclegan(config: TrainConfig) -> CycleGAN:
 def _domains(config: TrainConfig) -> dict[str, list]:
     if config.data_dir:
         return {split: image_files(path) for split, path in domain_folders(config.data_dir).items()}
+    from cyclegan_keras.data import tfds_images
+
     splits = {split: tfds_images(config.dataset, split) for split in ("trainA", "trainB")}
     for split in ("testA", "testB"):
         try:
@@ -93,7 +97,13 @@ def _domains(config: TrainConfig) -> dict[str, list]:
 def _evaluator(config: TrainConfig, splits: dict) -> list:
     if not config.eval_every:
         return []
-    from cyclegan_keras.evaluation import EvaluateEvery
+    try:
+        from cyclegan_keras.evaluation import EvaluateEvery
+    except ImportError as error:
+        raise UsageError(
+            f"--eval-every scores with the Inception graph, which runs on TensorFlow ({error}): install "
+            "tensorflow, or train without --eval-every and run `cyclegan-keras evaluate` afterwards."
+        ) from None
 
     missing = [split for split in ("testA", "testB") if split not in splits]
     if missing:
@@ -117,10 +127,11 @@ def _sample_images(sources: list, config: TrainConfig) -> np.ndarray:
 def _versions() -> dict:
     import PIL
 
+    backend = keras.backend.backend()
     return {
         "cyclegan_keras": __version__,
         "keras": keras.__version__,
-        "tensorflow": tf.__version__,
+        backend: backend_version(backend),
         "numpy": np.__version__,
         "pillow": PIL.__version__,
         "python": platform.python_version(),
@@ -181,6 +192,11 @@ def train(
         Interrupted: SIGTERM stopped training (a ``KeyboardInterrupt``, as Ctrl-C is); the last
             checkpoint is kept.
     """
+    backend = keras.backend.backend()
+    if config.backend:
+        _select_backend(config.backend)  # refuses another backend than the one Keras runs on
+    config.backend = backend
+    check_backend_options(config, backend)
     with stop_on_sigterm():
         chief = is_chief(config.strategy)
         if not chief:
@@ -188,29 +204,11 @@ def train(
         _check_folder(config.out, resume)  # before the lock, which would make the folder
         with run_lock(config.out):
             _check_folder(config.out, resume)  # a run that started and ended meanwhile
-            try:
+            # The checkpoints, samples and generators name what failed themselves; this catches the rest
+            # (the history, the TensorBoard logs).
+            kept = functools.partial(last_good_checkpoint, os.path.join(config.out, CHECKPOINTS))
+            with write_errors(config.out, "into the run folder", kept, only=WRITE_ERRNOS):
                 return _start(config, resume, verbose, list(callbacks), chief)
-            except WriteError:
-                raise
-            except OSError as error:
-                if error.errno not in _WRITE_ERRORS:
-                    raise
-                raise _write_failed(error, config.out) from error
-
-
-# A full disk, a quota, a read-only or vanished mount, a file-size limit, an I/O error.
-_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO, errno.EACCES, errno.ENOENT}
-
-
-def _write_failed(error: OSError, out: str) -> WriteError:
-    found = latest_checkpoint(os.path.join(out, CHECKPOINTS))
-    kept = (
-        f"The last good checkpoint is kept: {found[0]!r} (epoch {found[1]}); free some space, then resume "
-        "with --resume."
-        if found
-        else "No epoch had finished yet."
-    )
-    return write_failed(error.filename or out, "into the run folder", error, kept)
 
 
 def _check_folder(out: str, resume: bool) -> None:
@@ -220,7 +218,8 @@ def _check_folder(out: str, resume: bool) -> None:
 
 def _start(config: TrainConfig, resume: bool, verbose, callbacks: list, chief: bool) -> RunResult:
     # Before anything else touches TensorFlow: the multi-worker runtime must start first.
-    strategy = distribution_strategy(config.strategy, config.worker_timeout)
+    tensorflow = config.backend == "tensorflow"
+    strategy = distribution_strategy(config.strategy, config.worker_timeout) if tensorflow else None
     take_back_sigterm()
     out = config.out
     if chief:
@@ -234,16 +233,20 @@ def _start(config: TrainConfig, resume: bool, verbose, callbacks: list, chief: b
             # died or was stopped fails the others' ops: one line for that, whichever phase it was in.
             try:
                 return _run(config, strategy, saves, resume, verbose, callbacks)
-            except (
-                tf.errors.UnavailableError,
-                tf.errors.AbortedError,
-                tf.errors.DeadlineExceededError,
-            ) as error:
-                if config.strategy != "multi_worker":
+            except Exception as error:
+                if config.strategy != "multi_worker" or not _lost_contact(error):
                     raise
                 raise lost_worker(error, os.path.join(out, CHECKPOINTS)) from error
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _lost_contact(error: Exception) -> bool:
+    import tensorflow as tf
+
+    return isinstance(
+        error, (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError)
+    )
 
 
 def _batch_shape(config: TrainConfig, replicas: int) -> tuple:
@@ -251,23 +254,31 @@ def _batch_shape(config: TrainConfig, replicas: int) -> tuple:
     return (config.batch_size // replicas, size, size, 3)
 
 
-def _distributed_data(strategy, splits: dict, config: TrainConfig, start: int):
+def _training_data(strategy, splits: dict, config: TrainConfig, start: int):
+    """The training batches and the steps of an epoch: ``tf.data`` (distributed by ``strategy``), or
+    the Python pipeline (``UnpairedImages``)."""
+    options = {
+        "batch_size": config.batch_size,
+        "preprocessing": config.preprocessing(),
+        "seed": config.seed,
+        "steps_per_epoch": config.steps_per_epoch,
+        "start_epoch": start,
+        "cache": config.cache,
+    }
+    if input_pipeline(config, config.backend) == "python":
+        from cyclegan_keras.pydataset import UnpairedImages
+
+        data = UnpairedImages(splits["trainA"], splits["trainB"], **options)
+        return data, data.steps_per_epoch
+    from cyclegan_keras.data import train_dataset
+
+    if strategy is None:  # tf.data on another backend
+        data = train_dataset(splits["trainA"], splits["trainB"], **options)
+        return data.dataset, data.steps_per_epoch
     made = []
 
     def dataset_fn(context):
-        made.append(
-            train_dataset(
-                splits["trainA"],
-                splits["trainB"],
-                batch_size=config.batch_size,
-                preprocessing=config.preprocessing(),
-                seed=config.seed,
-                steps_per_epoch=config.steps_per_epoch,
-                start_epoch=start,
-                cache=config.cache,
-                input_context=context,
-            )
-        )
+        made.append(train_dataset(splits["trainA"], splits["trainB"], **options, input_context=context))
         return made[-1].dataset
 
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
@@ -282,10 +293,12 @@ def _run(
     chief = saves == out
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    replicas = strategy.num_replicas_in_sync  # train_dataset refuses a batch they do not divide
+        make_deterministic(config.backend)
+    replicas = (
+        strategy.num_replicas_in_sync if strategy else 1
+    )  # train_dataset refuses a batch they do not divide
     splits = _domains(config)
-    with strategy.scope():
+    with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_cyclegan(config)
         # Built here rather than by fit: a distributed dataset does not tell fit its shape up front.
         model.build(_batch_shape(config, replicas))
@@ -298,7 +311,7 @@ def _run(
                 f"The workers found different checkpoints to resume from (epochs {low} to {high}): every "
                 f"worker must read the chief's run folder {out!r} (shared storage), and none its own copy."
             )
-    dataset, steps_per_epoch = _distributed_data(strategy, splits, config, start)
+    dataset, steps_per_epoch = _training_data(strategy, splits, config, start)
     checkpointer = Checkpointer(os.path.join(saves, CHECKPOINTS))
     callbacks = [
         LinearDecay(config.n_epochs, config.n_epochs_decay, config.lr),
@@ -307,18 +320,20 @@ def _run(
     if chief:  # the run's other files come from one worker
         history_path = os.path.join(out, "history.csv")
         _trim_history(history_path, start)
+        # TensorBoard's writers are TensorFlow's: logs/ comes with the TensorFlow backend only.
+        logs = os.path.join(out, "logs") if config.backend == "tensorflow" else None
         samples = SampleImages(
             _sample_images(splits.get("testA", splits["trainA"]), config),
             _sample_images(splits.get("testB", splits["trainB"]), config),
             os.path.join(out, "samples"),
             every=config.sample_every,
-            log_dir=os.path.join(out, "logs"),
+            log_dir=logs,
         )
         callbacks += [
             *_evaluator(config, splits),  # after the checkpointer, whose NaN check its NaN gaps would trip
             keras.callbacks.CSVLogger(history_path, append=start > 0),
             samples,
-            keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+            *([keras.callbacks.TensorBoard(logs)] if logs else []),
         ]
     history = {}
     if start < config.total_epochs:

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from importlib import resources
 
 from cyclegan_keras.cache import cache_dir, download
-from cyclegan_keras.errors import OutputExistsError, UsageError, WriteError
-from cyclegan_keras.outputs import check_output_folder, staging_folder, write_failed
+from cyclegan_keras.errors import OutputExistsError, UsageError
+from cyclegan_keras.outputs import check_output_folder, staging_folder, write_errors
 
 LITERTJS_VERSION = "2.5.3"
 # npm package -> (folder in the site, sha512 integrity of its registry tarball)
@@ -193,40 +193,40 @@ def export_web(
     runtime = litertjs_runtime()  # before any work: offline without it, say so at once
     staging = None
     try:
-        parent = os.path.dirname(os.path.abspath(out))
-        os.makedirs(parent, exist_ok=True)
-        staging = staging_folder(parent, ".web-")
-        template = resources.files("cyclegan_keras") / "assets" / "web"
-        for name in _TEMPLATE:
-            with (template / name).open("rb") as source, open(os.path.join(staging, name), "wb") as target:
-                shutil.copyfileobj(source, target)
-        shutil.copytree(runtime, os.path.join(staging, "litertjs"))
-        export_tflite(generator, os.path.join(staging, MODEL_FILE), quantize=quantize, input_size=input_size,
-                      direction=direction, calibration=calibration)  # fmt: skip
-        if verify is not None:
-            verify(os.path.join(staging, MODEL_FILE))
-        files = sorted(
-            os.path.relpath(os.path.join(root, name), staging)
-            for root, _, names in os.walk(staging)
-            for name in names
-        )
-        meta = {
-            "title": title or generator.name,
-            "model": MODEL_FILE,
-            "size": input_size,
-            "quantization": quantize or "float32",
-            "direction": direction,
-            "litertjs": LITERTJS_VERSION,
-            "webgpu": True,
-            "files": sorted([*files, "model.json"]),
-        }
-        with open(os.path.join(staging, "model.json"), "w") as file:
-            json.dump(meta, file, indent=2)
-        _install(staging, out, meta["files"])
-    except (WriteError, OutputExistsError):
-        raise
-    except OSError as error:
-        raise write_failed(out, "the web app", error) from error
+        with write_errors(out, "the web app"):
+            parent = os.path.dirname(os.path.abspath(out))
+            os.makedirs(parent, exist_ok=True)
+            staging = staging_folder(parent, ".web-")
+            template = resources.files("cyclegan_keras") / "assets" / "web"
+            for name in _TEMPLATE:
+                with (
+                    (template / name).open("rb") as source,
+                    open(os.path.join(staging, name), "wb") as target,
+                ):
+                    shutil.copyfileobj(source, target)
+            shutil.copytree(runtime, os.path.join(staging, "litertjs"))
+            export_tflite(generator, os.path.join(staging, MODEL_FILE), quantize=quantize,
+                          input_size=input_size, direction=direction, calibration=calibration)  # fmt: skip
+            if verify is not None:
+                verify(os.path.join(staging, MODEL_FILE))
+            files = sorted(
+                os.path.relpath(os.path.join(root, name), staging)
+                for root, _, names in os.walk(staging)
+                for name in names
+            )
+            meta = {
+                "title": title or generator.name,
+                "model": MODEL_FILE,
+                "size": input_size,
+                "quantization": quantize or "float32",
+                "direction": direction,
+                "litertjs": LITERTJS_VERSION,
+                "webgpu": True,
+                "files": sorted([*files, "model.json"]),
+            }
+            with open(os.path.join(staging, "model.json"), "w") as file:
+                json.dump(meta, file, indent=2)
+            _install(staging, out, meta["files"])
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

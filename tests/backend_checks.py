@@ -1,0 +1,191 @@
+"""What differs between Keras backends, checked on the backend this process runs on.
+
+``tests/test_backends.py`` runs ``python -m tests.backend_checks OUT_JSON WORK_DIR DATA_DIR`` with
+``KERAS_BACKEND`` set to JAX or PyTorch, in a process where importing TensorFlow fails; the TensorFlow
+tests call the same functions in-process. Each check returns numbers; the tests assert on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import keras
+import numpy as np
+
+LOSS_NAMES = {  # ours -> the official log's
+    "adv_ab": "G_A",
+    "adv_ba": "G_B",
+    "cycle_aba": "cycle_A",
+    "cycle_bab": "cycle_B",
+    "identity_ab": "idt_A",
+    "identity_ba": "idt_B",
+    "disc_b": "D_A",
+    "disc_a": "D_B",
+}
+
+
+def _numpy_state(module):
+    return {key: value.detach().numpy().copy() for key, value in module.state_dict().items()}
+
+
+def _nchw(x):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def _images(seed, shape=(2, 32, 32, 3)):
+    return np.random.default_rng(seed).uniform(-1, 1, shape).astype("float32")
+
+
+def _flat(weights):
+    return np.concatenate([np.ravel(w) for w in weights])
+
+
+def one_step_against_official() -> dict:
+    """One ``train_on_batch`` of a small CycleGAN against the official step in PyTorch, from the same
+    weights on the same images.
+
+    Returns:
+        ``losses``: each term as ``[ours, official]``; ``gaps``: for each network, the norm of the
+        difference of the two updates over the norm of the official update.
+    """
+    from cyclegan_keras import CycleGAN, load_official_weights, patchgan_discriminator, resnet_generator
+    from tests import torch_reference as ref
+
+    nets = {
+        "g_a": ref.randomize(ref.ResnetGenerator(ngf=8, n_blocks=2), 10),
+        "g_b": ref.randomize(ref.ResnetGenerator(ngf=8, n_blocks=2), 11),
+        "d_a": ref.randomize(ref.NLayerDiscriminator(ndf=8), 12),
+        "d_b": ref.randomize(ref.NLayerDiscriminator(ndf=8), 13),
+    }
+    # Official netD_A judges B images: it is our discriminator_b.
+    model = CycleGAN(
+        load_official_weights(resnet_generator(2, ngf=8, name="g_ab"), _numpy_state(nets["g_a"])),
+        load_official_weights(resnet_generator(2, ngf=8, name="g_ba"), _numpy_state(nets["g_b"])),
+        load_official_weights(patchgan_discriminator(ndf=8, name="d_a"), _numpy_state(nets["d_b"])),
+        load_official_weights(patchgan_discriminator(ndf=8, name="d_b"), _numpy_state(nets["d_a"])),
+    )
+    model.compile()
+    ours_by_key = {
+        "g_a": model.generator_ab,
+        "g_b": model.generator_ba,
+        "d_b": model.discriminator_a,
+        "d_a": model.discriminator_b,
+    }
+    before = {key: _flat(net.get_weights()) for key, net in ours_by_key.items()}
+    a, b = _images(20), _images(21)
+    logs = model.train_on_batch(a, b, return_dict=True)
+    expected = ref.official_step(nets["g_a"], nets["g_b"], nets["d_a"], nets["d_b"], _nchw(a), _nchw(b))
+    gaps = {}
+    for key, net in ours_by_key.items():
+        official = load_official_weights(keras.models.clone_model(net), _numpy_state(nets[key]))
+        ours = _flat(net.get_weights()) - before[key]
+        theirs = _flat(official.get_weights()) - before[key]
+        gaps[key] = float(np.linalg.norm(ours - theirs) / np.linalg.norm(theirs))
+    losses = {name: [float(logs[name]), float(expected[official])] for name, official in LOSS_NAMES.items()}
+    return {"losses": losses, "gaps": gaps}
+
+
+def _distinct(n, start=0):
+    # Image i is filled with the value i, so returned images identify themselves.
+    return np.arange(start, start + n, dtype="float32")[:, None, None, None] * np.ones(
+        (1, 2, 2, 1), "float32"
+    )
+
+
+def _ids(images):
+    return [int(v) for v in keras.ops.convert_to_numpy(images)[:, 0, 0, 0]]
+
+
+def pool_behaviour(steps: int = 200) -> dict:
+    """The official pool, size 4: what it returns while filling, and how often it swaps once full."""
+    from cyclegan_keras import ImagePool
+
+    pool = ImagePool(size=4, seed=1)
+    filling = _ids(pool(_distinct(3))) + _ids(pool(_distinct(1, start=3)))
+    stored = sorted(_ids(pool.images))
+    swaps = returned_stored = 0
+    for step in range(steps):
+        before = set(_ids(pool.images))
+        (returned,) = _ids(pool(_distinct(1, start=100 + step)))
+        if returned != 100 + step:
+            swaps += 1
+            returned_stored += returned in before and 100 + step in _ids(pool.images)
+    return {"filling": filling, "stored": stored, "swaps": swaps, "returned_stored": returned_stored}
+
+
+def tiny_cyclegan():
+    """The small CycleGAN that the checkpoint checks use on every backend."""
+    from cyclegan_keras import CycleGAN, patchgan_discriminator, resnet_generator
+
+    model = CycleGAN(
+        resnet_generator(1, ngf=4, name="generator_ab"),
+        resnet_generator(1, ngf=4, name="generator_ba"),
+        patchgan_discriminator(n_layers=2, ndf=4, name="discriminator_a"),
+        patchgan_discriminator(n_layers=2, ndf=4, name="discriminator_b"),
+        pool_size=2,
+        seed=0,
+    )
+    model.compile()
+    model.build((1, 16, 16, 3))
+    model.build_optimizers()
+    return model
+
+
+def state_arrays(model) -> dict:
+    """Every checkpointed variable of ``model`` as numpy, by its checkpoint key."""
+    from cyclegan_keras.checkpoint import state_variables
+
+    return {key: np.asarray(keras.ops.convert_to_numpy(v)) for key, v in state_variables(model).items()}
+
+
+def checkpoint_round_trip(work: str) -> dict:
+    """Restores ``work/written`` (a checkpoint of another backend), compares every variable with what
+    was saved, trains one step and checkpoints into ``work/back`` for the other backend to read."""
+    from cyclegan_keras.checkpoint import restore_checkpoint, save_checkpoint
+
+    model = tiny_cyclegan()
+    epoch = restore_checkpoint(model, os.path.join(work, "written"))
+    saved = dict(np.load(os.path.join(work, "expected.npz")))
+    restored = state_arrays(model)
+    differences = {
+        key: float(np.max(np.abs(restored[key].astype("float64") - saved[key].astype("float64")), initial=0))
+        for key in saved
+    }
+    model.train_on_batch(_images(3, (1, 16, 16, 3)), _images(4, (1, 16, 16, 3)))
+    save_checkpoint(model, os.path.join(work, "back"), epoch + 1)
+    np.savez(os.path.join(work, "back.npz"), **state_arrays(model))
+    return {"epoch": epoch, "keys_missing": sorted(set(saved) - set(restored)), "max_difference": differences}
+
+
+def few_step_run(work: str, data_dir: str) -> dict:
+    """A two-epoch run through the command line (the Python input pipeline, sample grids, checkpoints)."""
+    from cyclegan_keras.cli import main
+
+    out = os.path.join(work, "run")
+    args = ["train", "--data-dir", data_dir, "--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4",
+            "--n-layers-d", "2", "--load-size", "36", "--crop-size", "32", "--num-samples", "1",
+            "--pool-size", "2", "--epochs", "2", "--epochs-decay", "0", "--steps-per-epoch", "2",
+            "--out", out, "--verbose", "0"]  # fmt: skip
+    return {
+        "exit": main(args),
+        "files": sorted(os.listdir(out)),
+        "samples": sorted(os.listdir(f"{out}/samples")),
+    }
+
+
+if __name__ == "__main__":
+    result_path, work, data_dir = sys.argv[1:]
+    results = {
+        "backend": keras.backend.backend(),
+        "parity": one_step_against_official(),
+        "pool": pool_behaviour(),
+        "checkpoint": checkpoint_round_trip(work),
+        "run": few_step_run(work, data_dir),
+        "tensorflow_imported": "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "constant"),
+    }
+    with open(result_path, "w") as file:
+        json.dump(results, file)

@@ -1,0 +1,102 @@
+"""The same CycleGAN on JAX and PyTorch: the official step, the pool, checkpoints that move between
+backends, and a run through the command line, each in a process where importing TensorFlow fails
+(``tests/backend_checks.py`` runs there); what they leave is then read back on TensorFlow here."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests import backend_checks as checks
+from tests.conftest import REPO, photo_subset
+
+OTHER_BACKENDS = ["jax", "torch"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, photos):
+    return photo_subset(
+        tmp_path_factory.mktemp("h2z"), photos, {"trainA": 3, "trainB": 3, "testA": 1, "testB": 1}
+    )
+
+
+@pytest.fixture(scope="module", params=OTHER_BACKENDS)
+def other(request, tmp_path_factory, data_dir):
+    """The checks' results on one backend, after a TensorFlow-written checkpoint was handed to it."""
+    backend = request.param
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install '.[{backend}]')")
+    work = tmp_path_factory.mktemp(backend)
+    model = checks.tiny_cyclegan()
+    model.train_on_batch(checks._images(1, (1, 16, 16, 3)), checks._images(2, (1, 16, 16, 3)))
+    from cyclegan_keras.checkpoint import save_checkpoint
+
+    save_checkpoint(model, work / "written", 1)
+    np.savez(work / "expected.npz", **checks.state_arrays(model))
+    blocker = work / "no-tensorflow" / "tensorflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('TensorFlow is blocked in this test')\n")
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": f"{blocker.parent}{os.pathsep}{REPO}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.backend_checks", str(work / "results.json"), str(work), str(data_dir)],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    return backend, work, json.loads((work / "results.json").read_text())
+
+
+def test_runs_without_importing_tensorflow(other):
+    backend, _, results = other
+    assert results["backend"] == backend and not results["tensorflow_imported"]
+
+
+def test_one_step_matches_the_official_step(other):
+    _, _, results = other
+    for name, (ours, official) in results["parity"]["losses"].items():
+        assert ours == pytest.approx(official, rel=1e-4), name
+    for key, gap in results["parity"]["gaps"].items():
+        assert gap < 0.1, key  # the bound of the TensorFlow parity test
+
+
+def test_the_pool_has_the_official_semantics(other):
+    pool = other[2]["pool"]
+    assert pool["filling"] == [0, 1, 2, 3] and pool["stored"] == [0, 1, 2, 3]
+    assert 70 <= pool["swaps"] <= 130  # about half of 200 steps swap
+    assert pool["returned_stored"] == pool["swaps"]  # a swap returns a stored image and keeps the new one
+
+
+def test_checkpoints_move_between_tensorflow_and_the_other_backend(other):
+    from cyclegan_keras.checkpoint import restore_checkpoint
+
+    _, work, results = other
+    checkpoint = results["checkpoint"]
+    assert checkpoint["epoch"] == 1 and checkpoint["keys_missing"] == []
+    assert max(checkpoint["max_difference"].values()) == 0.0  # TensorFlow -> the other: exact
+    model = checks.tiny_cyclegan()
+    assert restore_checkpoint(model, work / "back") == 2
+    theirs, ours = dict(np.load(work / "back.npz")), checks.state_arrays(model)
+    assert set(theirs) == set(ours)
+    for key, value in theirs.items():
+        np.testing.assert_array_equal(ours[key], value, err_msg=key)  # and back: exact
+
+
+def test_a_run_on_the_other_backend_exports_like_one_trained_on_tensorflow(other, tmp_path):
+    from cyclegan_keras.export import export_generator
+
+    _, work, results = other
+    run = results["run"]
+    assert run["exit"] == 0 and run["samples"] == ["epoch_0001.png", "epoch_0002.png"]
+    assert {"checkpoints", "config.json", "generator_ab.keras", "history.csv"} <= set(run["files"])
+    assert "logs" not in run["files"]  # TensorBoard's writers are TensorFlow's
+    result = export_generator(
+        str(work / "run" / "generator_ab.keras"),
+        "tflite",
+        tmp_path / "g.tflite",
+        input_size=32,
+        verbose=False,
+    )
+    assert result.max_abs_error < 1e-4
