@@ -4,6 +4,8 @@ matrix-multiply rate measured in the same run, and peak memory.
     python bench/train_step.py --generator resnet_6blocks --size 128 --precision float32
     python bench/train_step.py --generator resnet_6blocks --size 128 --precision mixed_bfloat16
     python bench/train_step.py --kernels   # also: what TensorFlow's conv kernels alone cost
+    python bench/train_step.py --backend tensorflow jax torch   # each backend against the official
+                                                                # recipe in PyTorch, in one run
 """
 
 from __future__ import annotations
@@ -129,7 +131,23 @@ def main() -> None:
     parser.add_argument(
         "--inter-op-threads", type=int, default=0, help="ops TensorFlow runs at once (0: its default)"
     )
+    parser.add_argument(
+        "--backend",
+        nargs="+",
+        choices=("tensorflow", "jax", "torch"),
+        help="time this package's step on these Keras backends (a process each) against the official "
+        "recipe in PyTorch, side by side (bench/step_timing.py)",
+    )
     args = parser.parse_args()
+    if args.backend:
+        import step_timing
+
+        print(step_timing.machine())
+        rows = step_timing.compare(
+            args.backend, args.generator, args.size, args.batch, args.precision, args.steps, repeats=3
+        )
+        print(step_timing.table(rows))
+        return
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
 
     rate = matmul_rate()
