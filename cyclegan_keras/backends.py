@@ -70,6 +70,14 @@ def check_backend_options(config: TrainConfig, backend: str) -> None:
         )
     if backend == "jax" and config.jit_compile:
         raise UsageError("--jit-compile: JAX compiles every training step with XLA already; drop the flag.")
+    if backend == "torch" and config.precision == "mixed_float16":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(
+                "--precision mixed_float16 on PyTorch needs a GPU: its CPU convolutions cannot train in "
+                "float16. Use --precision mixed_bfloat16 (or float32) on a CPU."
+            )
     if config.input_pipeline == "tf_data" and importlib.util.find_spec("tensorflow") is None:
         raise UsageError("--input-pipeline tf_data needs TensorFlow; use --input-pipeline python.")
     if input_pipeline(config, backend) == "python" and config.strategy != "default":

@@ -489,6 +489,8 @@ class _StatelessValues:
         self.non_trainable = list(non_trainable)
         self.optimizer = list(optimizer_values)
         self._optimizer_slices = {}
+        # The loss scale of a LossScaleOptimizer is one of its variables, read when the loss is scaled.
+        self._optimizer_refs = [v for optimizer in model.optimizers.values() for v in optimizer.variables]
         start = 0
         for optimizer in model.optimizers.values():
             self._optimizer_slices[id(optimizer)] = slice(start, start + len(optimizer.variables))
@@ -522,7 +524,11 @@ class _StatelessValues:
     def scope(self, replace: dict | None = None) -> keras.StatelessScope:
         """A scope in which the model's variables read these values (``replace``: index -> value)."""
         trainable = [(replace or {}).get(i, value) for i, value in enumerate(self.trainable)]
-        mapping = [*zip(self._trainable_refs, trainable), *zip(self._non_trainable_refs, self.non_trainable)]
+        mapping = [
+            *zip(self._trainable_refs, trainable),
+            *zip(self._non_trainable_refs, self.non_trainable),
+            *zip(self._optimizer_refs, self.optimizer),
+        ]
         return keras.StatelessScope(state_mapping=mapping)
 
 

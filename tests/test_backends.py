@@ -100,3 +100,58 @@ def test_a_run_on_the_other_backend_exports_like_one_trained_on_tensorflow(other
         verbose=False,
     )
     assert result.max_abs_error < 1e-4
+
+
+def test_mixed_precision_trains_on_the_other_backend(other):
+    backend, _, results = other
+    mixed = results["mixed"]
+    assert set(mixed) == ({"mixed_bfloat16"} if backend == "torch" else {"mixed_bfloat16", "mixed_float16"})
+    for policy, found in mixed.items():
+        assert np.isfinite(found["cycle_aba"]) and found["compute_dtype"] == policy.removeprefix("mixed_")
+        assert found["optimizer"] == ("LossScaleOptimizer" if policy == "mixed_float16" else "OfficialAdam")
+
+
+@pytest.mark.parametrize(
+    ("backend", "flags", "message"),
+    [
+        (
+            "jax",
+            ["--strategy", "mirrored"],
+            "--strategy mirrored is tf.distribute, which needs --backend tensorflow",
+        ),
+        ("jax", ["--jit-compile"], "JAX compiles every training step with XLA already"),
+        ("torch", ["--precision", "mixed_float16"], "mixed_float16 on PyTorch needs a GPU"),
+    ],
+)
+def test_an_option_a_backend_cannot_honour_is_one_line_and_writes_nothing(
+    data_dir, tmp_path, backend, flags, message
+):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    out = tmp_path / "run"
+    command = ["train", "--backend", backend, "--data-dir", str(data_dir), *flags, "--out", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-m", "cyclegan_keras", *command],
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_a_backend_that_is_not_installed_or_not_the_running_one_is_refused(tmp_path, monkeypatch, capsys):
+    from cyclegan_keras.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a)
+    )
+    args = ["train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--backend", "jax"])
+    assert exit_info.value.code == 2 and "pip install '.[jax]'" in capsys.readouterr().err
+    monkeypatch.undo()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--backend", "torch"])  # this process's Keras runs on TensorFlow
+    assert exit_info.value.code == 2 and "Keras already runs on tensorflow" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
