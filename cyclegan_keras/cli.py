@@ -1,7 +1,8 @@
 """The ``cyclegan-keras`` command line: a thin layer over the Python API.
 
-``train``, ``translate``, ``demo``, ``export``, ``convert``, ``pretrained`` and ``evaluate``. TensorFlow
-is imported only when a command runs, so ``--help`` answers at once.
+``train``, ``translate``, ``demo``, ``export``, ``convert``, ``pretrained``, ``evaluate`` and ``serve``.
+TensorFlow is imported only by the commands that need it, so ``--help``, ``--version``, ``pretrained``
+without a name and ``serve`` answer at once.
 """
 
 from __future__ import annotations
@@ -9,15 +10,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import os
+import re
 import signal
 import sys
+import tempfile
 import threading
 import typing
 import warnings
 from collections.abc import Sequence
 
 from cyclegan_keras.config import CYCLE_GAN_CONFIGS, TrainConfig
+from cyclegan_keras.version import __version__
 
 DEFAULTS = TrainConfig()
 MODEL_HELP = (
@@ -97,8 +102,9 @@ def _flag(name: str) -> str:
     return spec.metadata.get("flag", "--" + name.replace("_", "-"))
 
 
-def _config_from(args: argparse.Namespace) -> TrainConfig:
-    """The run's settings: the flags given over the defaults, or with ``--resume`` over the run's own.
+def _config_from(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
+    """The run's settings: the flags given over the defaults, or with ``--resume`` over the run's own;
+    and the lines that say what a resume changes.
 
     A resumed run takes a flag that ``resume_applies`` (more epochs, a moved --data-dir, another
     --eval-every) and says so; any other flag whose value differs from the run's is refused.
@@ -110,7 +116,7 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
     options = {f.name: f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata}
     given = {k: v for k, v in vars(args).items() if k in options}
     if not (args.resume and find_run(given.get("out", DEFAULTS.out)) is not None):
-        return TrainConfig(**given)
+        return TrainConfig(**given), []
     out = given.pop("out", DEFAULTS.out)
     saved = load_config(out)
     changed = {k: v for k, v in given.items() if v != getattr(saved, k)}
@@ -122,11 +128,13 @@ def _config_from(args: argparse.Namespace) -> TrainConfig:
             f"{_flag(name)} {changed[name]} would change what it trains: drop {_flag(name)}, or start a new "
             "run with another --out."
         )
-    for name, value in changed.items():
-        print(f"Resuming with {_flag(name)} {value} (the run had {getattr(saved, name)}).")
+    notes = [
+        f"Resuming with {_flag(name)} {value} (the run had {getattr(saved, name)})."
+        for name, value in changed.items()
+    ]
     if "data_dir" in changed:
         changed["dataset"] = DEFAULTS.dataset
-    return dataclasses.replace(saved, out=out, **changed)
+    return dataclasses.replace(saved, out=out, **changed), notes
 
 
 def _use_backend(args: argparse.Namespace) -> None:
@@ -152,10 +160,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _use_backend(args)
     from cyclegan_keras.checkpoint import TrainingStopped
     from cyclegan_keras.distributed import WorkerError
-    from cyclegan_keras.training import train
+    from cyclegan_keras.training import setup_line, train
 
+    config, notes = _config_from(args)
+    if args.verbose:
+        print(setup_line(config), *notes, sep="\n", flush=True)
     try:
-        result = train(_config_from(args), resume=args.resume, verbose=args.verbose)
+        result = train(config, resume=args.resume, verbose=args.verbose)
     except (TrainingStopped, WorkerError) as error:
         print(f"cyclegan-keras: {error}", file=sys.stderr)
         return 1
@@ -251,6 +262,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from cyclegan_keras.serve import serve
+
+    serve(args.folder, host=args.host, port=args.port)
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from cyclegan_keras.official import load_official_generator
     from cyclegan_keras.outputs import check_output_file, staged_file
@@ -281,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the full traceback of every error, bad input included"
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        dest="framework_logs",
+        help="show TensorFlow's and absl's start-up log lines (hidden by default, unless "
+        "TF_CPP_MIN_LOG_LEVEL is set)",
+    )
+    parser.add_argument("--version", action="version", version=f"cyclegan-keras {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser(
@@ -406,6 +432,18 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--out", required=True, help="the .keras file to write")
     convert.add_argument("--overwrite", action="store_true", help="replace an existing .keras file at --out")
     convert.set_defaults(run=_cmd_convert)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a web export on this machine, with the headers its threads need",
+        description="Serve a folder that `export --format web` wrote, with the cross-origin isolation "
+        "headers that let the page use WebAssembly threads (python -m http.server sends none, and the page "
+        "then runs on one thread).",
+    )
+    serve.add_argument("folder", metavar="DIR", help="the web export's folder")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=_bounded(int, 0), default=8000, help="port (default: %(default)s)")
+    serve.set_defaults(run=_cmd_serve)
     return parser
 
 
@@ -429,11 +467,11 @@ def _one_line_warnings(command: str):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``cyclegan-keras``; returns the exit status."""
-    # Before TensorFlow loads (it reads the level once): its C++ start-up chatter hides our output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _take_ctrl_c()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.framework_logs:
+        _quiet_tensorflow(args)
     try:
         # Imported here, inside the handlers: a Ctrl-C during TensorFlow's import ends in one line too.
         from cyclegan_keras.errors import DatasetUnavailableError, UsageError, WriteError
@@ -452,6 +490,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = 1 if isinstance(error, WriteError) else 2
         parser.exit(status, f"cyclegan-keras {args.command}: error: {error}\n")
     return 0
+
+
+# TensorFlow's start-up lines in absl's format: INFO (I) and WARNING (W) lines, and absl's own notice.
+_STARTUP_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IW]\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\])"
+)
+# TensorFlow probing CUDA on a machine that has no NVIDIA driver: an "error" that only says "no GPU".
+_NO_DRIVER_PROBE = re.compile(r"^E\d{4} .*cuda_platform\.cc:\d+\] failed call to cuInit")
+
+
+def _quiet_tensorflow(args: argparse.Namespace) -> None:
+    """Imports TensorFlow, when the command will, with its start-up INFO and WARNING lines hidden.
+
+    TensorFlow's C++ start-up lines ("Could not find cuda drivers ... GPU will not be used", absl's "All
+    log messages before absl::InitializeLog() is called are written to STDERR") read like errors and bury
+    the command's own output. absl prints them before any threshold applies (TF_CPP_MIN_LOG_LEVEL does
+    not reach them), so they are caught at the file descriptor while TensorFlow loads and looks for
+    devices; every other line, ERROR lines included, is passed on, except the failed CUDA probe of a
+    machine without an NVIDIA driver. A level the user set in TF_CPP_MIN_LOG_LEVEL is left alone.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.command == "serve" or (args.command == "pretrained" and not args.name):
+        return
+    if args.command == "train":
+        _use_backend(args)
+        from cyclegan_keras.backends import active_backend
+
+        if active_backend() != "tensorflow" and getattr(args, "input_pipeline", "auto") != "tf_data":
+            return
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            driver = os.path.exists("/proc/driver/nvidia")
+            for line in log.read().decode(errors="replace").splitlines():
+                if not (_STARTUP_NOISE.match(line) or (not driver and _NO_DRIVER_PROBE.match(line))):
+                    print(line, file=sys.stderr)
 
 
 def _take_ctrl_c() -> None:

@@ -294,5 +294,7 @@ def config_from_json(saved: dict) -> TrainConfig:
     for old, new in (("epochs", "n_epochs"), ("epochs_decay", "n_epochs_decay")):
         if old in saved:
             saved.setdefault(new, saved.pop(old))
+    if saved.get("backend") is None:  # versions before 0.2 trained on TensorFlow only
+        saved["backend"] = "tensorflow"
     known = {spec.name for spec in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{key: value for key, value in saved.items() if key in known})

@@ -252,7 +252,7 @@ def export_onnx(generator: keras.Model, path: str | os.PathLike, opset: int = 17
         import tf2onnx
     except ImportError as error:
         raise MissingExtraError(
-            "ONNX export needs the onnx extra: pip install 'cyclegan-keras[onnx]'"
+            "ONNX export needs the onnx extra: pip install '.[onnx]' in a clone of the repository"
         ) from error
     spec = [tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]
 

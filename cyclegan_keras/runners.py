@@ -114,7 +114,7 @@ class OnnxRunner(Runner):
             import onnxruntime
         except ImportError as error:
             raise MissingExtraError(
-                "Running .onnx files needs onnxruntime: pip install 'cyclegan-keras[onnx]'"
+                "Running .onnx files needs onnxruntime: pip install '.[onnx]' in a clone of the repository"
             ) from error
         options = onnxruntime.SessionOptions()
         if threads:

@@ -30,6 +30,7 @@ from cyclegan_keras.distributed import (
 )
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.folders import domain_folders
+from cyclegan_keras.hardware import check_precision
 from cyclegan_keras.images import image_files, resized_images, to_float
 from cyclegan_keras.lock import run_lock
 from cyclegan_keras.model import CycleGAN, official_adam
@@ -212,6 +213,16 @@ def train(
                 return _start(config, resume, verbose, list(callbacks), chief)
 
 
+def setup_line(config: TrainConfig) -> str:
+    """What a run trains with, in one line: the versions, the backend, the devices, the precision."""
+    backend = keras.backend.backend()
+    devices = ", ".join(keras.distribution.list_devices())
+    return (
+        f"cyclegan-keras {__version__}: Keras {keras.__version__} on {backend} {backend_version(backend)}, "
+        f"devices {devices}, precision {config.precision}"
+    )
+
+
 def _check_folder(out: str, resume: bool) -> None:
     if not resume or find_run(out) is None:
         check_new_run(out)
@@ -223,6 +234,8 @@ def _start(config: TrainConfig, resume: bool, verbose, callbacks: list, chief: b
     strategy = distribution_strategy(config.strategy, config.worker_timeout) if tensorflow else None
     take_back_sigterm()
     out = config.out
+    devices = keras.distribution.list_devices()
+    check_precision(config.precision, [d for d in devices if not d.lower().startswith("cpu")])
     if chief:
         config.versions = _versions()
         write_json(os.path.join(out, "config.json"), dataclasses.asdict(config), "the run's settings")

@@ -350,7 +350,9 @@ def finished_run(tmp_path):
 def _resumed_config(argv):
     from cyclegan_keras.cli import _config_from, build_parser
 
-    return _config_from(build_parser().parse_args(argv))
+    config, notes = _config_from(build_parser().parse_args(argv))
+    print(*notes, sep="\n")
+    return config
 
 
 def test_resume_applies_a_safe_flag_and_says_so(finished_run, capsys):

@@ -2,7 +2,6 @@
 LiteRT in Python on the same file and photo."""
 
 import base64
-import http.server
 import io
 import json
 import os
@@ -38,22 +37,12 @@ needs_browser = pytest.mark.skipif(
 
 
 class _Server:
-    """Serves a folder on 127.0.0.1 with the headers that let a page use threads (cross-origin isolation)."""
+    """``cyclegan-keras serve``'s server on a free port of 127.0.0.1, in a thread."""
 
     def __init__(self, folder):
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, directory=str(folder), **kwargs)
+        from cyclegan_keras.serve import web_server
 
-            def end_headers(self):
-                self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-                self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-                super().end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = web_server(folder, port=0)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
