@@ -1,6 +1,6 @@
 """The web app's translation time in headless Chromium against LiteRT in Python, same file and photo.
 
-    python bench/web.py [--size 256] [--repeat 10]
+    python bench/web.py [--size 256] [--repeat 10] [--model generator_ab.keras --screenshot page.png]
 
 Exports a float32 ResNet 9-block generator (ngf 64, random weights: the time does not depend on them)
 with ``--format web``, serves it from 127.0.0.1 with the cross-origin isolation headers that allow
@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--screenshot", help="save a screenshot of the page here")
     parser.add_argument("--variant", choices=("full", "no-norm", "zero-pad"), default="full")
+    parser.add_argument(
+        "--model", help="a trained generator (.keras) instead of the random 9-block one (for a screenshot)"
+    )
     args = parser.parse_args()
     if args.screenshot and os.path.exists(args.screenshot):
         parser.error(f"--screenshot {args.screenshot} exists; name a new file (nothing is overwritten)")
@@ -54,7 +57,11 @@ def main() -> None:
     isa = sorted({f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f" {f} " in flags})
     print(f"CPU flags: {', '.join(isa)}; {os.cpu_count()} cores; {platform.python_version()}")
     keras.utils.set_random_seed(0)
-    generator = _variant(resnet_generator(9, 64, name="horse2zebra"), args.variant)
+    if args.model:
+        generator = keras.models.load_model(args.model, safe_mode=True)
+    else:
+        generator = resnet_generator(9, 64, name="horse2zebra")
+    generator = _variant(generator, args.variant)
     work = tempfile.mkdtemp()
     site = os.path.join(work, "site")
     model = export_web(generator, site, input_size=args.size)
@@ -65,7 +72,7 @@ def main() -> None:
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=420,900"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=420,1400"):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     server = _Server(site)

@@ -70,6 +70,11 @@ def check_backend_options(config: TrainConfig, backend: str) -> None:
         )
     if backend == "jax" and config.jit_compile:
         raise UsageError("--jit-compile: JAX compiles every training step with XLA already; drop the flag.")
+    if backend == "torch" and config.steps_per_execution > 1:
+        raise UsageError(
+            "--steps-per-execution above 1 is not available on PyTorch (Keras runs one step per call there): "
+            "drop the flag, or use --backend jax or tensorflow."
+        )
     if backend == "torch" and config.precision == "mixed_float16":
         import torch
 
@@ -104,6 +109,24 @@ def make_deterministic(backend: str) -> None:
         import torch
 
         torch.use_deterministic_algorithms(True)
+
+
+def device_names(backend: str) -> list[str]:
+    """The devices ``backend`` trains on, as ``cpu:0``, ``gpu:0``, ``tpu:0`` (``keras.distribution``
+    lists them on JAX only)."""
+    if backend == "jax":
+        import jax
+
+        return [f"{device.platform}:{device.id}" for device in jax.devices()]
+    if backend == "torch":
+        import torch
+
+        return [f"gpu:{i}" for i in range(torch.cuda.device_count())] or ["cpu:0"]
+    import tensorflow as tf
+
+    found = tf.config.list_logical_devices()
+    kinds = [device.device_type.lower() for device in found]
+    return [f"{kind}:{kinds[: i + 1].count(kind) - 1}" for i, kind in enumerate(kinds)]
 
 
 def backend_version(backend: str) -> str:

@@ -160,13 +160,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _use_backend(args)
     from cyclegan_keras.checkpoint import TrainingStopped
     from cyclegan_keras.distributed import WorkerError
-    from cyclegan_keras.training import setup_line, train
+    from cyclegan_keras.training import train
 
     config, notes = _config_from(args)
-    if args.verbose:
-        print(setup_line(config), *notes, sep="\n", flush=True)
     try:
-        result = train(config, resume=args.resume, verbose=args.verbose)
+        result = train(config, resume=args.resume, verbose=args.verbose, notes=notes)
     except (TrainingStopped, WorkerError) as error:
         print(f"cyclegan-keras: {error}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 
-from cyclegan_keras.errors import OutputExistsError, WriteError
+from cyclegan_keras.errors import OutputExistsError, UsageError, WriteError
 
 # What TensorFlow writes into a SavedModel folder (Keras' ExportArchive included).
 _SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", "keras_metadata.pb"}
@@ -164,7 +164,7 @@ def write_errors(
     With ``only``, other errors (a missing input, say) pass unchanged."""
     try:
         yield
-    except WriteError:
+    except (WriteError, UsageError):  # an OutputExistsError is an OSError too, and a refusal (exit 2)
         raise
     except OSError as error:
         if only is not None and error.errno not in only:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from cyclegan_keras.backends import backend_version, check_backend_options, input_pipeline, make_deterministic
+from cyclegan_keras.backends import (
+    backend_version,
+    check_backend_options,
+    device_names,
+    input_pipeline,
+    make_deterministic,
+)
 from cyclegan_keras.backends import select_backend as _select_backend
 from cyclegan_keras.checkpoint import Checkpointer, TrainingStopped, last_good_checkpoint, latest_checkpoint
 from cyclegan_keras.config import TrainConfig, config_from_json
@@ -168,6 +174,7 @@ def train(
     resume: bool = False,
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    notes: Sequence[str] = (),
 ) -> RunResult:
     """Runs (or resumes) a whole training run into ``config.out``.
 
@@ -184,6 +191,8 @@ def train(
         verbose: ``model.fit``'s verbosity.
         callbacks: more ``model.fit`` callbacks, run after the run's own (checkpoints, history,
             samples, TensorBoard).
+        notes: lines printed after the first line of output (``setup_line``), e.g. what a resume
+            changes.
 
     Raises:
         OutputExistsError: ``resume`` is False and ``config.out`` holds a run with checkpoints, or
@@ -201,22 +210,29 @@ def train(
     check_backend_options(config, backend)
     with stop_on_sigterm():
         chief = is_chief(config.strategy)
+        if chief:
+            _check_folder(config.out, resume)  # before the waits and the lock, which would make the folder
+        # Before anything else touches TensorFlow: the multi-worker runtime must start first.
+        tensorflow = config.backend == "tensorflow"
+        strategy = distribution_strategy(config.strategy, config.worker_timeout) if tensorflow else None
+        take_back_sigterm()
+        if chief and verbose != 0:
+            print(setup_line(config), *notes, sep="\n", flush=True)
         if not chief:
-            return _start(config, resume, verbose, list(callbacks), chief)
-        _check_folder(config.out, resume)  # before the lock, which would make the folder
+            return _start(config, strategy, resume, verbose, list(callbacks), chief)
         with run_lock(config.out):
             _check_folder(config.out, resume)  # a run that started and ended meanwhile
             # The checkpoints, samples and generators name what failed themselves; this catches the rest
             # (the history, the TensorBoard logs).
             kept = functools.partial(last_good_checkpoint, os.path.join(config.out, CHECKPOINTS))
             with write_errors(config.out, "into the run folder", kept, only=WRITE_ERRNOS):
-                return _start(config, resume, verbose, list(callbacks), chief)
+                return _start(config, strategy, resume, verbose, list(callbacks), chief)
 
 
 def setup_line(config: TrainConfig) -> str:
     """What a run trains with, in one line: the versions, the backend, the devices, the precision."""
     backend = keras.backend.backend()
-    devices = ", ".join(keras.distribution.list_devices())
+    devices = ", ".join(device_names(backend))
     return (
         f"cyclegan-keras {__version__}: Keras {keras.__version__} on {backend} {backend_version(backend)}, "
         f"devices {devices}, precision {config.precision}"
@@ -228,13 +244,9 @@ def _check_folder(out: str, resume: bool) -> None:
         check_new_run(out)
 
 
-def _start(config: TrainConfig, resume: bool, verbose, callbacks: list, chief: bool) -> RunResult:
-    # Before anything else touches TensorFlow: the multi-worker runtime must start first.
-    tensorflow = config.backend == "tensorflow"
-    strategy = distribution_strategy(config.strategy, config.worker_timeout) if tensorflow else None
-    take_back_sigterm()
+def _start(config: TrainConfig, strategy, resume: bool, verbose, callbacks: list, chief: bool) -> RunResult:
     out = config.out
-    devices = keras.distribution.list_devices()
+    devices = device_names(config.backend)
     check_precision(config.precision, [d for d in devices if not d.lower().startswith("cpu")])
     if chief:
         config.versions = _versions()

@@ -182,6 +182,15 @@ def mixed_precision() -> dict:
     return found
 
 
+def keras_file_from_tensorflow(work: str) -> float:
+    """The largest difference between TensorFlow's outputs of ``work/generator.keras`` (saved there with
+    the inputs and outputs in ``work/generator.npz``) and this backend's."""
+    saved = np.load(os.path.join(work, "generator.npz"))
+    generator = keras.models.load_model(os.path.join(work, "generator.keras"), safe_mode=True)
+    ours = keras.ops.convert_to_numpy(generator(saved["inputs"], training=False))
+    return float(np.max(np.abs(ours - saved["outputs"])))
+
+
 def few_step_run(work: str, data_dir: str) -> dict:
     """A two-epoch run through the command line (the Python input pipeline, sample grids, checkpoints)."""
     from cyclegan_keras.cli import main
@@ -207,6 +216,7 @@ if __name__ == "__main__":
         "checkpoint": checkpoint_round_trip(work),
         "run": few_step_run(work, data_dir),
         "mixed": mixed_precision(),
+        "keras_file": keras_file_from_tensorflow(work),
         "tensorflow_imported": "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "constant"),
     }
     with open(result_path, "w") as file:

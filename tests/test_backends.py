@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -37,6 +38,10 @@ def other(request, tmp_path_factory, data_dir):
 
     save_checkpoint(model, work / "written", 1)
     np.savez(work / "expected.npz", **checks.state_arrays(model))
+    model.generator_ab.save(work / "generator.keras")
+    inputs = checks._images(7, (2, 20, 24, 3))
+    outputs = keras.ops.convert_to_numpy(model.generator_ab(inputs, training=False))
+    np.savez(work / "generator.npz", inputs=inputs, outputs=outputs)
     blocker = work / "no-tensorflow" / "tensorflow"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('TensorFlow is blocked in this test')\n")
@@ -84,6 +89,10 @@ def test_checkpoints_move_between_tensorflow_and_the_other_backend(other):
         np.testing.assert_array_equal(ours[key], value, err_msg=key)  # and back: exact
 
 
+def test_a_keras_file_saved_on_tensorflow_computes_the_same_on_the_other_backend(other):
+    assert other[2]["keras_file"] < 1e-5
+
+
 def test_a_run_on_the_other_backend_exports_like_one_trained_on_tensorflow(other, tmp_path):
     from cyclegan_keras.export import export_generator
 
@@ -121,6 +130,7 @@ def test_mixed_precision_trains_on_the_other_backend(other):
         ),
         ("jax", ["--jit-compile"], "JAX compiles every training step with XLA already"),
         ("torch", ["--precision", "mixed_float16"], "mixed_float16 on PyTorch needs a GPU"),
+        ("torch", ["--steps-per-execution", "2"], "above 1 is not available on PyTorch"),
     ],
 )
 def test_an_option_a_backend_cannot_honour_is_one_line_and_writes_nothing(

@@ -293,4 +293,6 @@ def test_resume_with_epochs_trains_to_the_new_length(tmp_path):
     (run / "checkpoints" / "latest").write_text(json.dumps({"checkpoint": "ckpt-00002", "epoch": 2}))
     (run / "config.json").write_text(json.dumps(dataclasses.asdict(TrainConfig(n_epochs=30, out=str(run)))))
     args = build_parser().parse_args(["train", "--resume", "--out", str(run), "--epochs", "4"])
-    assert (_config_from(args).n_epochs, _config_from(args).n_epochs_decay) == (4, 100)
+    config, notes = _config_from(args)
+    assert (config.n_epochs, config.n_epochs_decay) == (4, 100)
+    assert notes == ["Resuming with --epochs 4 (the run had 2)."]
