@@ -468,12 +468,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _take_ctrl_c()
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.framework_logs:
-        _quiet_tensorflow(args)
-    try:
-        # Imported here, inside the handlers: a Ctrl-C during TensorFlow's import ends in one line too.
-        from cyclegan_keras.errors import DatasetUnavailableError, UsageError, WriteError
+    from cyclegan_keras.errors import DatasetUnavailableError, UsageError, WriteError
 
+    try:
+        if not args.framework_logs:  # inside the handlers: a Ctrl-C during TensorFlow's import is one line
+            _quiet_tensorflow(args)
         with _one_line_warnings(args.command):
             return args.run(args)
     except KeyboardInterrupt as error:

@@ -295,4 +295,4 @@ def test_resume_with_epochs_trains_to_the_new_length(tmp_path):
     args = build_parser().parse_args(["train", "--resume", "--out", str(run), "--epochs", "4"])
     config, notes = _config_from(args)
     assert (config.n_epochs, config.n_epochs_decay) == (4, 100)
-    assert notes == ["Resuming with --epochs 4 (the run had 2)."]
+    assert notes == ["Resuming with --epochs 4 (the run had 30)."]

@@ -39,15 +39,14 @@ def policy():
 
 def test_mixed_float16_scales_losses_for_both_optimizers(policy, tiny_cyclegan, pairs):
     policy("mixed_float16")
-    # The dynamic loss scale starts at 2^15 and halves on every step whose gradients overflow (which
-    # is then skipped): seeded, so that the weights the steps start from are the same in any test order.
-    keras.utils.set_random_seed(0)
     model = tiny_cyclegan(pool_size=2)
     model.compile()
     assert isinstance(model.generator_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(model.discriminator_optimizer, keras.optimizers.LossScaleOptimizer)
     before = model.generator_ab.get_layer("conv_in").kernel.numpy().copy()
-    history = model.fit(pairs().batch(2), epochs=2, verbose=0).history
+    # The dynamic loss scale starts at 2^15 and halves on every step whose gradients overflow float16,
+    # skipping that step: ten steps leave room for a few skipped ones, whatever weights they start from.
+    history = model.fit(pairs().batch(2), epochs=5, verbose=0).history
     assert all(np.isfinite(v[-1]) for v in history.values())
     assert model.generator_ab.get_layer("norm_in").compute_dtype == "float16"
     assert model.generator_ab.output.dtype == "float32"  # final tanh in float32
