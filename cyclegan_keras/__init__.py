@@ -68,6 +68,7 @@ _EXPORTS = {
     "sample_grid": "samples",
     "LinearDecay": "schedule",
     "linear_decay_factor": "schedule",
+    "TiledGenerator": "tiling",
     "TrainConfig": "training",
     "build_cyclegan": "training",
     "train": "training",

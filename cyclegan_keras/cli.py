@@ -21,7 +21,7 @@ import typing
 import warnings
 from collections.abc import Sequence
 
-from cyclegan_keras.config import CYCLE_GAN_CONFIGS, TrainConfig
+from cyclegan_keras.config import CYCLE_GAN_CONFIGS, TILE_STATS, TrainConfig
 from cyclegan_keras.version import __version__
 
 DEFAULTS = TrainConfig()
@@ -173,13 +173,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
+    from cyclegan_keras.distributed import stop_on_sigterm
     from cyclegan_keras.runners import load_runner
     from cyclegan_keras.translate import translate_files
 
-    translator = load_runner(args.model, direction=args.direction, threads=args.threads)
-    written = translate_files(
-        translator, args.inputs, args.out, max_size=args.max_size, overwrite=args.overwrite
+    translator = load_runner(
+        args.model,
+        direction=args.direction,
+        threads=args.threads,
+        tile=args.tile,
+        tile_stats=args.tile_stats,
+        max_memory=args.max_memory,
+        verbose=True,
     )
+    with stop_on_sigterm():  # a kill, like Ctrl-C, still removes the tiles' temporary arrays
+        written = translate_files(
+            translator, args.inputs, args.out, max_size=args.max_size, overwrite=args.overwrite
+        )
     skipped = f"; skipped {len(written.skipped)} unreadable file(s)" if written.skipped else ""
     print(f"Translated {len(written)} image(s) into {args.out}{skipped}")
     return 1 if written.skipped else 0
@@ -336,6 +346,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-size", type=_positive_int, help="scale larger photos down to this side first"
     )
     translate.add_argument("--threads", type=_positive_int, default=None, help="LiteRT/ONNX threads")
+    translate.add_argument(
+        "--tile",
+        type=_positive_int,
+        metavar="N",
+        help="translate in tiles of about N x N pixels, with the overlap the network needs (default: only "
+        "photos that do not fit --max-memory whole, in tiles chosen for it)",
+    )
+    translate.add_argument(
+        "--tile-stats",
+        choices=TILE_STATS,
+        help="instance-norm statistics of tiled photos: exact (default; the whole photo's, equal to the "
+        "whole-photo result, stage by stage) or thumbnail (a 1 MP copy's; one pass, faster)",
+    )
+    translate.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory budget, e.g. 3G: larger photos go in tiles, and exact mode keeps its whole-photo "
+        "arrays on disk (TMPDIR) beyond it (default: half the memory available)",
+    )
     translate.set_defaults(run=_cmd_translate)
 
     demo = commands.add_parser(
@@ -480,7 +509,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # 128 + the signal's number, as a shell reports a process the signal ended.
         status, why = (143, str(error)) if type(error).__name__ == "Interrupted" else (130, "interrupted")
-        parser.exit(status, f"cyclegan-keras: {why}; resume a training run with --resume\n")
+        resume = "; resume a training run with --resume" if args.command == "train" else ""
+        parser.exit(status, f"cyclegan-keras: {why}{resume}\n")
     except Exception as error:
         if args.debug or not isinstance(error, (UsageError, DatasetUnavailableError, WriteError)):
             raise  # anything but what a user can fix is a bug, and keeps its traceback

@@ -30,6 +30,8 @@ GAN_MODES = ("lsgan", "vanilla", "wgangp", "hinge")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 BACKENDS = ("tensorflow", "jax", "torch")
 INPUT_PIPELINES = ("auto", "tf_data", "python")
+# Instance-norm statistics of photos translated in tiles (``cyclegan_keras.tiling``).
+TILE_STATS = ("exact", "thumbnail")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 CYCLE_GAN_CONFIGS = (

@@ -1,9 +1,13 @@
-"""What the processor can do fast, read from the operating system, to warn about a precision that is
-emulated on it rather than run."""
+"""What the machine offers, read from the operating system: the processor's instructions (to warn about
+a precision that is emulated rather than run) and the memory free for a budget."""
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
+
+from cyclegan_keras.errors import UsageError
 
 # Instructions that compute in bfloat16: AVX-512 BF16 (Cooper Lake, Zen 4 and later), AMX (Sapphire
 # Rapids), and on Arm the BF16 extension.
@@ -45,3 +49,51 @@ def check_precision(precision: str, accelerators: list[str]) -> None:
             UserWarning,
             stacklevel=3,
         )
+
+
+def available_memory() -> int:
+    """Bytes of memory the system can give a process now (``MemAvailable`` on Linux; elsewhere the
+    physical memory), for budgets that should leave room for everything else running."""
+    try:
+        with open("/proc/meminfo") as file:
+            for line in file:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def resident_memory() -> int:
+    """Bytes of memory this process holds now (``/proc/self/statm``; 0 where it cannot be read)."""
+    try:
+        with open("/proc/self/statm") as file:
+            return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def memory_size(text: str | int) -> int:
+    """A size in bytes from ``3G``, ``500M``, ``1.5GB``, ``2GiB`` or a plain number of bytes.
+
+    Raises:
+        UsageError: anything else, or a size that is not positive.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", str(text))
+        if not match:
+            raise UsageError(f"Cannot read {text!r} as a memory size: write it as 3G, 500M or 1.5GB.")
+        value = int(float(match[1]) * _UNITS[match[2].upper()])
+    if value <= 0:
+        raise UsageError(f"A memory size must be positive, got {text!r}.")
+    return value
+
+
+def size_text(size: int) -> str:
+    """Bytes for people: ``1.5 GB`` or ``300 MB``."""
+    return f"{size / 2**30:.1f} GB" if size >= 2**30 else f"{size / 2**20:.0f} MB"

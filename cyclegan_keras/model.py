@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import keras
+import numpy as np
 from keras import ops
 
 from cyclegan_keras.errors import UsageError
@@ -278,12 +279,29 @@ class CycleGAN(keras.Model):
     def call(self, inputs, training=False):
         return self.generator_ab(inputs, training=training)
 
-    def translate(self, images, direction: str = "a_to_b"):
-        """Translates a batch of images in [-1, 1]: ``"a_to_b"`` (default) or ``"b_to_a"``."""
+    def translate(
+        self, images, direction: str = "a_to_b", tile: int | None = None, tile_stats: str = "exact"
+    ):
+        """Translates a batch of images in [-1, 1]: ``"a_to_b"`` (default) or ``"b_to_a"``.
+
+        With ``tile``, each image goes through in tiles of about that many pixels a side, normalised
+        with its whole statistics (``tile_stats="exact"``) or a 1 MP copy's (``"thumbnail"``): see
+        ``cyclegan_keras.tiling``. Then any size works and the result is a numpy array.
+        """
         if direction not in DIRECTIONS:
             raise UsageError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         generator = self.generator_ab if direction == "a_to_b" else self.generator_ba
-        return generator(images, training=False)
+        if tile is None:
+            return generator(images, training=False)
+        from cyclegan_keras.images import pad_to_multiple
+        from cyclegan_keras.tiling import TiledGenerator
+
+        tiled = TiledGenerator(generator)
+        outputs = []
+        for image in np.asarray(keras.ops.convert_to_numpy(images), np.float32):
+            padded, (height, width) = pad_to_multiple(image, tiled.multiple)
+            outputs.append(tiled(padded, tile, tile_stats)[:height, :width])
+        return np.stack(outputs)
 
     # -- Training ---------------------------------------------------------------------------------
 

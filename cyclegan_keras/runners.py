@@ -16,7 +16,9 @@ from PIL import Image
 
 from cyclegan_keras import model as _registered  # noqa: F401  (registers what .keras files name)
 from cyclegan_keras.errors import MissingExtraError, MissingInputError, UsageError
-from cyclegan_keras.images import pad_to_multiple, to_float, to_uint8
+from cyclegan_keras.hardware import available_memory, memory_size, resident_memory, size_text
+from cyclegan_keras.images import MULTIPLE, pad_to_multiple, to_float, to_uint8
+from cyclegan_keras.tiling import TILE_SIDES, TILE_STATS, TiledGenerator, TileError
 
 # The generators' own reflection padding (3 pixels after two halvings) needs sides of at least 8.
 MIN_SIDE = 8
@@ -56,13 +58,98 @@ class Runner:
 
 
 class KerasRunner(Runner):
-    """A Keras generator (the reference the exported files are checked against)."""
+    """A Keras generator (the reference the exported files are checked against).
 
-    def __init__(self, generator):
+    Photos go through whole while that fits the memory budget, and in tiles with whole-photo
+    instance-norm statistics beyond it (``cyclegan_keras.tiling``).
+
+    Args:
+        generator: a Keras generator.
+        tile: translate in tiles of about this many pixels a side (default: only when the photo does
+            not fit ``max_memory`` whole, in tiles chosen for it).
+        tile_stats: ``"exact"`` (default; equal to the whole-photo result) or ``"thumbnail"``
+            (statistics of a one-megapixel copy: one pass, no temporary arrays).
+        max_memory: the budget in bytes or as ``"3G"`` (default: half the memory available now).
+        verbose: print how each tiled photo is translated, and a progress bar over its tiles.
+    """
+
+    def __init__(
+        self,
+        generator,
+        tile: int | None = None,
+        tile_stats: str | None = None,
+        max_memory: int | str | None = None,
+        verbose: bool = False,
+    ):
         self.generator = generator
+        self.tile, self.tile_stats, self.verbose = tile, tile_stats, verbose
+        self.max_memory = memory_size(max_memory) if max_memory is not None else available_memory() // 2
+        if tile_stats is not None and tile_stats not in TILE_STATS:
+            raise UsageError(f"tile_stats must be one of {', '.join(TILE_STATS)}, got {tile_stats!r}")
+        try:
+            self.tiled = TiledGenerator(generator)
+        except TileError:
+            if tile is not None or tile_stats is not None:
+                raise
+            self.tiled = None  # a generator of other layers: whole photos only, as before
+        self.multiple = self.tiled.multiple if self.tiled else MULTIPLE
+        if tile is not None:
+            self.tiled.check_tile(tile, exact=tile_stats != "thumbnail")
 
     def run_float(self, batch: np.ndarray) -> np.ndarray:
         return keras.ops.convert_to_numpy(self.generator(batch, training=False)).astype(np.float32)
+
+    def translate(self, pixels: np.ndarray) -> np.ndarray:
+        padded, (height, width) = pad_to_multiple(pixels, self.multiple)
+        tiling = self._tiling(*padded.shape[:2])
+        if tiling is None:
+            return self.run_uint8(padded[None])[0, :height, :width]
+        tile, stats, memory, whole = tiling
+        if self.verbose:
+            if whole:
+                print(
+                    f"A {width}x{height} photo would take about {size_text(whole)} whole, over the "
+                    f"{size_text(self.max_memory)} budget (--max-memory): translating it in tiles."
+                )
+            kind = "whole-photo" if stats == "exact" else "a 1 MP copy's"
+            print(f"Translating {width}x{height} in {tile} px tiles with {kind} instance-norm statistics")
+        progress = _progress_bar() if self.verbose else None
+        return self.tiled(padded, tile, stats, memory=memory, progress=progress)[:height, :width]
+
+    def _tiling(self, height: int, width: int) -> tuple[int, str, int, int] | None:
+        """For a photo of this (padded) size: None to translate it whole, else the tile, the statistics,
+        the memory left for whole-photo arrays, and the whole-photo estimate that chose tiles (0 when
+        tiles were asked for)."""
+        if self.tiled is None:
+            return None
+        budget, whole = self.max_memory, 0
+        if self.tile is None and self.tile_stats is None:
+            whole = self.tiled.whole_bytes(height, width)
+            if whole <= budget - resident_memory():
+                return None
+        stats = self.tile_stats or "exact"
+        exact = stats == "exact"
+        if self.tile is not None:
+            tile = self.tile
+            plan = self.tiled.plan(height, width, tile, exact)
+        else:
+            sides = [s for s in TILE_SIDES if s >= self.tiled.multiple and (exact or s >= self.tiled.halo)]
+            for tile in sides:
+                plan = self.tiled.plan(height, width, tile, exact)
+                if plan["tile_bytes"] <= budget // 4:
+                    break
+        return tile, stats, self.tiled.array_memory(budget, height, width, plan["tile_bytes"]), whole
+
+
+def _progress_bar():
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        bar = bar or keras.utils.Progbar(total, unit_name="tile")
+        bar.update(done)
+
+    return update
 
 
 class SavedModelRunner(Runner):
@@ -165,7 +252,15 @@ def load_generator(path: str | os.PathLike, direction: str = "a_to_b") -> keras.
     return model
 
 
-def load_runner(path: str | os.PathLike, direction: str = "a_to_b", threads: int | None = None) -> Runner:
+def load_runner(
+    path: str | os.PathLike,
+    direction: str = "a_to_b",
+    threads: int | None = None,
+    tile: int | None = None,
+    tile_stats: str | None = None,
+    max_memory: int | str | None = None,
+    verbose: bool = False,
+) -> Runner:
     """The ``Runner`` for a generator file, folder or pretrained name.
 
     Args:
@@ -174,8 +269,21 @@ def load_runner(path: str | os.PathLike, direction: str = "a_to_b", threads: int
             (``cyclegan_keras.presets.PRETRAINED``).
         direction: which generator of a whole CycleGAN file.
         threads: CPU threads for LiteRT and ONNX Runtime.
+        tile, tile_stats, max_memory, verbose: tiled translation of large photos (``KerasRunner``);
+            for the generators the Keras runner loads (``.keras``, ``.pth``, ``.npz``, pretrained names).
+
+    Raises:
+        UsageError: tiling asked of a SavedModel, LiteRT or ONNX file (they run whole photos).
     """
     path = model_path(path)
+    tiling = {"tile": tile, "tile_stats": tile_stats, "max_memory": max_memory}
+    if not path.endswith((".keras", ".pth", ".npz")):
+        asked = [f"--{k.replace('_', '-')}" for k, v in tiling.items() if v is not None]
+        if asked:
+            raise UsageError(
+                f"{' and '.join(asked)} need a generator the Keras runner loads (.keras, .pth, .npz or a "
+                f"pretrained name); {os.path.basename(path)!r} runs whole photos."
+            )
     if not os.path.exists(path):
         raise MissingInputError(f"No model at {path!r}.")
     if os.path.isdir(path):
@@ -187,7 +295,7 @@ def load_runner(path: str | os.PathLike, direction: str = "a_to_b", threads: int
     if path.endswith(".onnx"):
         return OnnxRunner(path, threads)
     if path.endswith((".keras", ".pth", ".npz")):
-        return KerasRunner(load_generator(path, direction))
+        return KerasRunner(load_generator(path, direction), **tiling, verbose=verbose)
     raise UsageError(
         f"Unknown model file {path!r}: expected .keras, .pth, .npz, .tflite, .onnx or a SavedModel folder."
     )

@@ -7,8 +7,9 @@ on edge boxes and in small containers:
     pip install ai-edge-litert numpy pillow
     python translate_litert.py generator.tflite horse.jpg --out zebra.png --threads 2
 
-A fixed-size model gets each photo resized to its input size and the result resized back; a
-dynamic-size model (exported with ``--dynamic-size``) runs at the photo's own size. Float models take
+A dynamic-size model (exported with ``--dynamic-size``) runs at the photo's own size. A fixed-size model
+works at its own resolution: each photo is mirror-padded to the model's aspect ratio (never squashed),
+resized to the input size, and the result resized back and cropped to the photo. Float models take
 and return [-1, 1]; models exported with ``--uint8-io`` take and return pixels.
 """
 
@@ -47,18 +48,31 @@ class LiteRTTranslator:
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         height, width = pixels.shape[:2]
-        image = Image.fromarray(pixels)
         if not self.dynamic and (height, width) != self.size:
-            image = image.resize(self.size[::-1], Image.BICUBIC)
-        batch = np.asarray(image)[None]
+            padded = _pad_to_aspect(pixels, self.size)
+            small = np.asarray(Image.fromarray(padded).resize(self.size[::-1], Image.BICUBIC))
+            out = Image.fromarray(self._translate(small)).resize(padded.shape[1::-1], Image.BICUBIC)
+            return np.asarray(out)[:height, :width]
+        return self._translate(pixels)
+
+    def _translate(self, pixels: np.ndarray) -> np.ndarray:
+        batch = pixels[None]
         if self.input["dtype"] != np.uint8:
             batch = batch.astype(np.float32) / 127.5 - 1.0
         out = self.run(batch)[0]
         if out.dtype != np.uint8:
             out = np.clip(np.rint((out.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-        if out.shape[:2] != (height, width):
-            out = np.asarray(Image.fromarray(out).resize((width, height), Image.BICUBIC))
         return out
+
+
+def _pad_to_aspect(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Mirror-pads a photo at the bottom or right to the aspect ratio of ``size`` (height, width)."""
+    height, width = pixels.shape[:2]
+    target_h = max(height, round(width * size[0] / size[1]))
+    target_w = max(width, round(height * size[1] / size[0]))
+    pad_h, pad_w = target_h - height, target_w - width
+    mode = "reflect" if pad_h < height and pad_w < width else "symmetric"
+    return np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
 
 
 def _read(path: str) -> np.ndarray:

@@ -93,6 +93,11 @@ def test_a_keras_file_saved_on_tensorflow_computes_the_same_on_the_other_backend
     assert other[2]["keras_file"] < 1e-5
 
 
+def test_large_photos_translate_in_tiles_on_the_other_backend(other):
+    # The tiles' layer-by-layer run of a TensorFlow-saved generator equals TensorFlow's whole image.
+    assert other[2]["tiled"] < 1e-4
+
+
 def test_a_run_on_the_other_backend_exports_like_one_trained_on_tensorflow(other, tmp_path):
     from cyclegan_keras.export import export_generator
 
