@@ -307,9 +307,13 @@ class TiledGenerator:
             per_op[op.output] = wants
         return needs, per_op
 
+    def _step(self, tensor: int, side: int, sizes, height: int) -> int:
+        # A tile of ``side`` input pixels, in this tensor's pixels.
+        return max(1, math.ceil(side * sizes[tensor][0] / height))
+
     def _tiles(self, tensor: int, side: int, sizes, height: int) -> list[Region]:
         h, w = sizes[tensor]
-        step = max(1, math.ceil(side * h / height))
+        step = self._step(tensor, side, sizes, height)
         return [
             (y, min(y + step, h), x, min(x + step, w)) for y in range(0, h, step) for x in range(0, w, step)
         ]
@@ -352,12 +356,13 @@ class TiledGenerator:
         stages = self._stages(exact)
         last = _last_reads(stages)
         for index, stage in enumerate(stages):
-            tiles = self._tiles(stage.target, tile, sizes, height)
-            tile_bytes = max(
-                tile_bytes, max(self._stage_bytes(stage, t, sizes) for t in tiles[:1] + tiles[-1:])
-            )
+            # The middle tile: one inside the photo needs context on every side, the most of any.
+            h, w = sizes[stage.target]
+            step = self._step(stage.target, tile, sizes, height)
+            y, x = step * ((h - 1) // step // 2), step * ((w - 1) // step // 2)
+            middle = (y, min(y + step, h), x, min(x + step, w))
+            tile_bytes = max(tile_bytes, self._stage_bytes(stage, middle, sizes))
             if stage.target != self.output:
-                h, w = sizes[stage.target]
                 live[stage.target] = 4 * h * w * self.channels[stage.target]
             store_bytes = max(store_bytes, sum(live.values()))
             for tensor in [t for t in live if last.get(t, -1) <= index]:

@@ -100,7 +100,7 @@ def _ids(images):
     return [int(v) for v in keras.ops.convert_to_numpy(images)[:, 0, 0, 0]]
 
 
-def pool_behaviour(steps: int = 200) -> dict:
+def pool_behaviour(steps: int = 100) -> dict:
     """The official pool, size 4: what it returns while filling, and how often it swaps once full."""
     from cyclegan_keras import ImagePool
 

@@ -70,7 +70,7 @@ def test_one_step_matches_the_official_step(other):
 def test_the_pool_has_the_official_semantics(other):
     pool = other[2]["pool"]
     assert pool["filling"] == [0, 1, 2, 3] and pool["stored"] == [0, 1, 2, 3]
-    assert 70 <= pool["swaps"] <= 130  # about half of 200 steps swap
+    assert 30 <= pool["swaps"] <= 70  # about half of 100 steps swap (4 standard deviations either way)
     assert pool["returned_stored"] == pool["swaps"]  # a swap returns a stored image and keeps the new one
 
 

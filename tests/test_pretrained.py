@@ -103,6 +103,20 @@ def test_cli_translates_and_exports_by_name_and_lists_names(official_server, tmp
     assert next(row for row in listing.splitlines() if row.startswith("style_monet")).endswith("no")
 
 
+def test_a_pretrained_generator_translates_in_tiles_like_the_official_network(official_server):
+    from cyclegan_keras.runners import load_generator
+    from cyclegan_keras.tiling import TiledGenerator
+
+    _, _, network = official_server
+    image = np.random.default_rng(9).uniform(-1, 1, (72, 96, 3)).astype(np.float32)
+    with torch.no_grad():
+        official = (
+            network(torch.from_numpy(image.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
+        )
+    tiled = TiledGenerator(load_generator("horse2zebra"))(image, 24, "exact")
+    np.testing.assert_allclose(tiled, official, atol=1e-4)
+
+
 # -- the reader --------------------------------------------------------------------------------------
 
 

@@ -190,10 +190,15 @@ def test_cli_full_disk_exits_1_with_nothing_written(tmp_path, model_and_photo, c
     def no_space(fd, offset, length):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
+    import tempfile
+
     monkeypatch.setattr(os, "posix_fallocate", no_space)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     assert _translate(tmp_path, *model_and_photo, "--tile", "32", "--max-memory", "1K") == 1
     assert "No space left" in capsys.readouterr().err
-    assert not (tmp_path / "out.png").exists()
+    assert not (tmp_path / "out.png").exists() and list(temp.iterdir()) == []
 
 
 def test_tiling_refuses_what_it_cannot_run():
@@ -233,14 +238,14 @@ def test_fixed_size_litert_keeps_the_aspect_ratio():
 
     translator = Recording()
     photo = np.zeros((64, 128, 3), np.uint8)
-    photo[:, :64] = 255  # left half white: a square whose shape a squash would turn into a tall bar
+    photo[:32, :32] = 255  # a white square in the top-left corner
     out = translator(photo)
     assert out.shape == photo.shape
     seen = translator.seen[0].astype(int)
-    # The model saw the photo at one scale (128 -> 32 across, 64 -> 16 down) above its mirror image:
-    # the white square is 16 x 16 there, not 32 x 16.
-    assert (seen[:16, :14] > 200).all() and (seen[:16, 18:] < 50).all()
-    assert (seen[16:, :14] > 200).all()  # the mirrored padding below
+    # The model saw the photo at one scale (128 -> 32 across and 64 -> 16 down), mirrored below: the
+    # square is 8 x 8 at the top, black under it; squashed, it would be 16 tall.
+    assert (seen[:7, :7] > 200).all() and (seen[:7, 9:] < 50).all()
+    assert (seen[9:23, :] < 50).all()
     assert np.abs(out.astype(int) - photo).mean() < 10  # and back at the photo's size and place
 
 
