@@ -34,7 +34,10 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The shared horse2zebra subset next to the repository, else the few photos bundled with the package.
 DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "horse2zebra")
+if not os.path.isdir(DATA):
+    DATA = os.path.join(REPO, "cyclegan_keras", "assets", "horse2zebra")
 MODES = ("whole", "exact", "thumbnail", "naive")
 PIECE = 391  # prime: the mosaic's own edges rarely meet tile borders
 
