@@ -33,7 +33,7 @@ from cyclegan_keras.outputs import (
     write_errors,
     write_json,
 )
-from cyclegan_keras.runners import KerasRunner, Runner, load_generator, load_runner
+from cyclegan_keras.runners import KerasRunner, load_generator, load_runner
 
 FORMATS = ("saved_model", "tflite", "onnx", "web")
 QUANTIZATIONS = ("float16", "dynamic", "int8")
@@ -264,20 +264,9 @@ def export_onnx(generator: keras.Model, path: str | os.PathLike, opset: int = 17
     return os.fspath(path)
 
 
-def load_translator(
-    path: str | os.PathLike,
-    direction: str = "a_to_b",
-    threads: int | None = None,
-    tile: int | None = None,
-    tile_stats: str | None = None,
-    max_memory: int | str | None = None,
-) -> Runner:
-    """A translator (``uint8`` photo in, same-size ``uint8`` photo out) for any generator file or name.
-
-    The same as ``cyclegan_keras.runners.load_runner``: see there for what ``path`` may be, and for
-    ``tile``, ``tile_stats`` and ``max_memory`` (large photos in tiles).
-    """
-    return load_runner(path, direction, threads, tile=tile, tile_stats=tile_stats, max_memory=max_memory)
+# A translator (``uint8`` photo in, same-size ``uint8`` photo out) for any generator file or name, large
+# photos in tiles with ``tile=``: the runner every command uses, under the name the export API gave it.
+load_translator = load_runner
 
 
 def _psnr(reference: np.ndarray, test: np.ndarray) -> float:

@@ -487,19 +487,19 @@ class TiledGenerator:
         uses = _uses(stage)
         for op in stage.ops:
             args = [_crop(values[i], needs[i], want) for i, want in zip(op.inputs, per_op[op.output])]
-            values[op.output] = self._apply(op, args, needs[op.output], sizes, stats)
+            values[op.output] = self._apply(op, args, needs[op.output], per_op[op.output][0], sizes, stats)
             for i in op.inputs:
                 uses[i] -= 1
                 if not uses[i]:
                     del values[i]
         return values[stage.target]
 
-    def _apply(self, op: _Op, args: list, region: Region, sizes, stats):
+    def _apply(self, op: _Op, args: list, region: Region, have: Region, sizes, stats):
+        # ``have``: the region of the (first) input that ``args`` hold, for ``region`` of the output.
         layer = op.layer
         if op.rows.kind == "pad":
             h, w = sizes[op.inputs[0]]
             (value,) = args
-            have = self._have(op, region, sizes)
             value = _pad(value, op.rows, region[0], region[1], h, have[:2], 1)
             return _pad(value, op.cols, region[2], region[3], w, have[2:], 2)
         if isinstance(layer, InstanceNormalization):
@@ -515,15 +515,9 @@ class TiledGenerator:
             return args[0]  # the crop is in the region asked of the input
         value = layer(args if len(args) > 1 else args[0])
         if op.rows.kind == "convt":
-            h, w = sizes[op.inputs[0]]
-            i0 = op.rows.need(region[0], region[1], h)[0] * op.rows.b
-            j0 = op.cols.need(region[2], region[3], w)[0] * op.cols.b
+            i0, j0 = have[0] * op.rows.b, have[2] * op.cols.b
             value = value[:, region[0] - i0 : region[1] - i0, region[2] - j0 : region[3] - j0, :]
         return value
-
-    def _have(self, op: _Op, region: Region, sizes) -> Region:
-        h, w = sizes[op.inputs[0]]
-        return (*op.rows.need(region[0], region[1], h), *op.cols.need(region[2], region[3], w))
 
 
 def _uses(stage: _Stage) -> dict[int, int]:
