@@ -2,13 +2,16 @@
 
 The public API:
 
-- networks: ``resnet_generator``, ``unet_generator``, ``patchgan_discriminator`` and the layers
-  ``ReflectionPadding2D`` and ``InstanceNormalization``;
+- networks: ``generator``, ``resnet_generator``, ``unet_generator``, ``discriminator``,
+  ``patchgan_discriminator``, ``pixel_discriminator``, ``Style`` (the official ``--norm`` and
+  ``--init_type``) and the layers ``ReflectionPadding2D`` and ``InstanceNormalization``;
 - training: ``CycleGAN`` (a ``keras.Model``), ``ImagePool``, ``LinearDecay``, ``official_adam`` and the
   adversarial losses;
-- callbacks for ``model.fit``: ``LinearDecay``, ``SampleImages``, ``Checkpointer``, ``EvaluateEvery``;
+- callbacks for ``model.fit``: ``LinearDecay``, ``LearningRatePolicy`` (every official ``--lr_policy``;
+  ``policy_factor``), ``SampleImages``, ``Checkpointer``, ``EvaluateEvery``;
 - data: ``train_dataset``, ``Preprocessing``, ``tfds_images`` (more in ``cyclegan_keras.data``);
-- whole runs: ``TrainConfig``, ``train`` (what ``cyclegan-keras train`` does), ``find_run``, and
+- whole runs: ``TrainConfig`` (``official_options_table``: its official options), ``train`` (what
+  ``cyclegan-keras train`` does), ``find_run``, and
   ``run_lock`` and ``intact_checkpoint`` (one trainer per run folder; checkpoints that verify);
 - pretrained and official checkpoints: ``pretrained``, ``PRETRAINED``, ``load_official_weights``,
   ``load_official_generator``, ``read_state_dict``;
@@ -53,7 +56,11 @@ _EXPORTS = {
     "CycleGAN": "model",
     "OfficialAdam": "model",
     "official_adam": "model",
+    "Style": "networks",
+    "discriminator": "networks",
+    "generator": "networks",
     "patchgan_discriminator": "networks",
+    "pixel_discriminator": "networks",
     "resnet_generator": "networks",
     "unet_generator": "networks",
     "load_official_generator": "official",
@@ -66,9 +73,12 @@ _EXPORTS = {
     "find_run": "runs",
     "SampleImages": "samples",
     "sample_grid": "samples",
+    "LearningRatePolicy": "schedule",
     "LinearDecay": "schedule",
+    "policy_factor": "schedule",
     "linear_decay_factor": "schedule",
     "TiledGenerator": "tiling",
+    "official_options_table": "config",
     "TrainConfig": "training",
     "build_cyclegan": "training",
     "train": "training",

@@ -21,7 +21,7 @@ import typing
 import warnings
 from collections.abc import Sequence
 
-from cyclegan_keras.config import CYCLE_GAN_CONFIGS, TILE_STATS, TrainConfig
+from cyclegan_keras.config import CYCLE_GAN_CONFIGS, QUANTIZATIONS, TILE_STATS, TrainConfig
 from cyclegan_keras.version import __version__
 
 DEFAULTS = TrainConfig()
@@ -73,19 +73,27 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         default = DEFAULTS.__dict__[spec.name]
         # No defaults in the namespace: a field is there only when its flag was given, so that --resume
         # can tell a changed setting from the default; _config_from fills in the rest.
+        text = rules["help"] + (f" [official {rules['official']}]" if "official" in rules else "")
         if kind is bool:
             group.add_argument(
-                flag, action="store_true", help=rules["help"], dest=spec.name, default=argparse.SUPPRESS
+                flag, action="store_true", help=text, dest=spec.name, default=argparse.SUPPRESS
             )
+            if "off_flag" in rules:
+                group.add_argument(
+                    rules["off_flag"],
+                    action="store_false",
+                    help=f"the default: no {flag}",
+                    dest=spec.name,
+                    default=argparse.SUPPRESS,
+                )
             continue
-        text = rules["help"]
         if default is not None and "default:" not in text:
             text += f" (default: {default})"
         arguments = {"help": text, "metavar": rules.get("metavar"), "dest": spec.name}
         if "choices" in rules:
             arguments["choices"] = rules["choices"]
-        else:
-            arguments["type"] = kind if kind is str else _bounded(kind, rules.get("minimum"))
+        if kind is not str:
+            arguments["type"] = _bounded(kind, rules.get("minimum"))
         group.add_argument(
             flag, default=argparse.SUPPRESS, **{k: v for k, v in arguments.items() if v is not None}
         )
@@ -395,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="web: a static folder (index.html, the .tflite, the LiteRT.js runtime) that runs in a browser",
     )
     export.add_argument(
-        "--quantize", choices=("float16", "dynamic", "int8"), help="LiteRT quantization (tflite, web)"
+        "--quantize", choices=QUANTIZATIONS, help="LiteRT quantization (tflite; web: all but int16x8)"
     )
     export.add_argument("--calibration-dir", help="real images to calibrate int8 quantization")
     export.add_argument(

@@ -21,7 +21,7 @@ from cyclegan_keras.config import CYCLE_GAN_CONFIGS, Preprocessing
 from cyclegan_keras.config import steps_per_epoch as epoch_steps
 from cyclegan_keras.errors import DatasetUnavailableError, UsageError
 from cyclegan_keras.folders import SPLITS, domain_folders, image_sources
-from cyclegan_keras.images import ImageSource, open_image, tf_to_float
+from cyclegan_keras.images import ImageSource, open_channels, tf_to_float
 
 __all__ = ["DatasetUnavailableError", "SPLITS", "TrainData", "domain_folders", "tfds_images", "train_dataset"]
 _SEED_STRIDE = 1 << 24  # keeps every epoch's stateless seeds apart from every other epoch's
@@ -37,23 +37,30 @@ class _Loader:
     """
 
     def __init__(
-        self, sources: Sequence[ImageSource], plain: Sequence[int], preprocessing: Preprocessing, cache: bool
+        self,
+        sources: Sequence[ImageSource],
+        plain: Sequence[int],
+        preprocessing: Preprocessing,
+        cache: bool,
+        channels: int = 3,
     ):
         self.sources = list(sources)
+        self.channels = channels
         self.preprocessing = preprocessing
         self.cache: dict[int, np.ndarray] | None = {} if cache else None
         self._lock = threading.Lock()
         self._table = tf.constant(self.sources)
         self._is_path = isinstance(self.sources[0], str)
-        use_tf = preprocessing.mode == "resize_and_crop" and not cache
+        use_tf = preprocessing.mode == "resize_and_crop" and not cache and channels == 3
         self._plain = tf.constant([code if use_tf else 0 for code in plain], tf.int32)
 
     def _pillow(self, index) -> np.ndarray:
         index = int(index)
         if self.cache is not None and index in self.cache:
             return self.cache[index]
-        image = open_image(self.sources[index], draft_size=self.preprocessing.draft_size)
+        image = open_channels(self.sources[index], self.channels, self.preprocessing.draft_size)
         pixels = np.asarray(self.preprocessing.resize(image), dtype=np.uint8)
+        pixels = pixels.reshape(*pixels.shape[:2], self.channels)
         if self.cache is not None:
             with self._lock:
                 self.cache[index] = pixels
@@ -84,7 +91,7 @@ class _Loader:
             lambda: self._tensorflow(index, code),
             lambda: tf.numpy_function(self._pillow, [index], tf.uint8, stateful=False),
         )
-        pixels.set_shape([None, None, 3])
+        pixels.set_shape([None, None, self.channels])
         return pixels
 
 
@@ -118,6 +125,8 @@ def train_dataset(
     cache: bool = False,
     check_files: bool = True,
     input_context: tf.distribute.InputContext | None = None,
+    serial: bool = False,
+    channels: tuple[int, int] = (3, 3),
 ) -> TrainData:
     """The official training pipeline over two domains.
 
@@ -138,6 +147,10 @@ def train_dataset(
             ``batch_size`` is then the global batch, and this worker's dataset holds only its replicas'
             batches of ``batch_size / num_replicas_in_sync`` images, the ones it would get of a single
             process's batches; the other images are never read here.
+        serial: the official ``--serial_batches``: A and B in order, both by the step's index (modulo
+            each domain's size), no shuffle and no random B.
+        channels: A's and B's channels: 3 (RGB) or 1 (grayscale, converted before resizing as the
+            official ``--input_nc 1`` / ``--output_nc 1``).
     """
     preprocessing = preprocessing or Preprocessing()
     (sources_a, plain_a), (sources_b, plain_b) = (image_sources(domain, check_files) for domain in (a, b))
@@ -151,10 +164,16 @@ def train_dataset(
             f"{replicas} replicas (devices of all workers); use a multiple of {replicas}."
         )
     per_replica = batch_size // replicas
-    load_a = _Loader(sources_a, plain_a, preprocessing, cache)
-    load_b = _Loader(sources_b, plain_b, preprocessing, cache)
+    load_a = _Loader(sources_a, plain_a, preprocessing, cache, channels[0])
+    load_b = _Loader(sources_b, plain_b, preprocessing, cache, channels[1])
 
     def epoch_indices(epoch):
+        steps_ = tf.range(per_epoch, dtype=tf.int64) + epoch * _SEED_STRIDE
+        if serial:  # the official --serial_batches: one index for both, in order
+            order = tf.range(per_epoch, dtype=tf.int64) % epoch_images
+            return tf.data.Dataset.from_tensor_slices(
+                (order % len(sources_a), order % len(sources_b), steps_)
+            )
         # Enough shuffled passes over the longer domain to fill the epoch's steps.
         passes = -(-per_epoch // epoch_images)
         order = tf.concat(
@@ -170,7 +189,6 @@ def train_dataset(
         b_index = tf.random.stateless_uniform(
             [per_epoch], seed=[seed + 1, epoch], minval=0, maxval=len(sources_b), dtype=tf.int64
         )
-        steps_ = tf.range(per_epoch, dtype=tf.int64) + epoch * _SEED_STRIDE
         return tf.data.Dataset.from_tensor_slices((a_index, b_index, steps_))
 
     def load(a_index, b_index, step):
@@ -178,7 +196,9 @@ def train_dataset(
         for k, (loader, index) in enumerate(((load_a, a_index), (load_b, b_index))):
             pixels = loader(index)
             images.append(
-                _augment(pixels, preprocessing, tf.stack([tf.constant(seed + 2 + k, tf.int64), step]))
+                _augment(
+                    pixels, preprocessing, tf.stack([tf.constant(seed + 2 + k, tf.int64), step]), channels[k]
+                )
             )
         return tuple(images)
 
@@ -200,15 +220,20 @@ def train_dataset(
         .prefetch(tf.data.AUTOTUNE)
     )
     if preprocessing.crops:
-        shape = (per_replica, preprocessing.crop_size, preprocessing.crop_size, 3)
-        dataset = dataset.map(lambda x, y: (tf.ensure_shape(x, shape), tf.ensure_shape(y, shape)))
+        shape = (per_replica, preprocessing.crop_size, preprocessing.crop_size)
+        dataset = dataset.map(
+            lambda x, y: (
+                tf.ensure_shape(x, (*shape, channels[0])),
+                tf.ensure_shape(y, (*shape, channels[1])),
+            )
+        )
     return TrainData(dataset, steps, sources_a, sources_b)
 
 
-def _augment(pixels: tf.Tensor, preprocessing: Preprocessing, seed: tf.Tensor) -> tf.Tensor:
+def _augment(pixels: tf.Tensor, preprocessing: Preprocessing, seed: tf.Tensor, channels: int) -> tf.Tensor:
     if preprocessing.crops:
         size = preprocessing.crop_size
-        pixels = tf.image.stateless_random_crop(pixels, [size, size, 3], seed=seed)
+        pixels = tf.image.stateless_random_crop(pixels, [size, size, channels], seed=seed)
     if preprocessing.flip:
         pixels = tf.image.stateless_random_flip_left_right(pixels, seed=seed[::-1])
     return tf_to_float(pixels)

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cyclegan_keras.config import QUANTIZATIONS
 from cyclegan_keras.errors import MissingExtraError, OutputExistsError, UsageError
 from cyclegan_keras.images import (
     MULTIPLE,
@@ -33,13 +34,16 @@ from cyclegan_keras.outputs import (
     write_errors,
     write_json,
 )
+from cyclegan_keras.quantization import equalize_channels
 from cyclegan_keras.runners import KerasRunner, load_generator, load_runner
 
 FORMATS = ("saved_model", "tflite", "onnx", "web")
-QUANTIZATIONS = ("float16", "dynamic", "int8")
 FP32_MAX_ABS = 1e-4  # [-1, 1] scale
 UINT8_WITHIN_ONE = 0.999
 FLOAT16_MIN_PSNR = 45.0
+# PSNR floors (dB against the Keras model on real photos) of the integer files: under them a file is
+# broken, not merely coarse (a trained ResNet-6 gives 27 dB in int8 and 54 dB in int16x8 here).
+INTEGER_MIN_PSNR = {"int8": 22.0, "int16x8": 40.0}
 
 
 class ExportVerificationError(RuntimeError):
@@ -150,7 +154,10 @@ def export_tflite(
         generator: the Keras generator.
         path: the ``.tflite`` file.
         quantize: None (float32), ``float16`` (half-size weights), ``dynamic`` (int8 weights,
-            float activations), or ``int8`` (full integer, calibrated on ``calibration``).
+            float activations), ``int8`` (full integer, calibrated on ``calibration``; with ``uint8_io``
+            integer-only, for NPUs) or ``int16x8`` (int16 activations, int8 weights; float32 ends).
+            Both first bring each instance norm's input channels to one scale
+            (``cyclegan_keras.quantization``).
         input_size: the fixed square input size, a multiple of 4.
         dynamic_size: take any height and width instead (padding inside the model).
         uint8_io: take and return ``uint8`` pixels instead of float32 in [-1, 1].
@@ -168,15 +175,26 @@ def export_tflite(
         raise UsageError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None; got {quantize!r}")
     if input_size % MULTIPLE or input_size < 8:
         raise UsageError(f"input_size must be a multiple of {MULTIPLE} and at least 8, got {input_size}")
-    if quantize == "int8" and not calibration:
-        raise UsageError("int8 quantization needs calibration images (--calibration-dir)")
+    integer = quantize in ("int8", "int16x8")
+    if integer and not calibration:
+        raise UsageError(f"{quantize} quantization needs calibration images (--calibration-dir)")
+    if quantize == "int16x8" and uint8_io:
+        raise UsageError(
+            "int16x8 files take and give float32 (LiteRT's 16x8 mode has no 8-bit input or output): drop "
+            "--uint8-io, or use --quantize int8 --uint8-io for an 8-bit integer-only file"
+        )
+    if integer:  # channels 100x apart break 16-bit norms too (19 dB; 40+ equalized, tested)
+        generator = equalize_channels(generator, calibration)
+    # An integer file's uint8 ends are the converter's own (quantized input and output tensors); a
+    # float file's are a cast inside the graph.
+    graph_uint8 = uint8_io and not integer
     side = None if dynamic_size else input_size
-    dtype = tf.uint8 if uint8_io else tf.float32
+    dtype = tf.uint8 if graph_uint8 else tf.float32
 
     def serve(images):
-        x = tf_to_float(images) if uint8_io else images
+        x = tf_to_float(images) if graph_uint8 else images
         y = _padded_call(generator, x) if dynamic_size else tf.cast(generator(x, training=False), tf.float32)
-        return {"images": tf_to_uint8(y) if uint8_io else y}
+        return {"images": tf_to_uint8(y) if graph_uint8 else y}
 
     staging = tempfile.mkdtemp(prefix="cyclegan-tflite-")
     try:
@@ -195,8 +213,15 @@ def export_tflite(
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
         elif quantize == "int8":
-            converter.representative_dataset = _representative(calibration, uint8_io)
+            converter.representative_dataset = _representative(calibration, graph_uint8)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if uint8_io:
+                converter.inference_input_type = converter.inference_output_type = tf.uint8
+        elif quantize == "int16x8":
+            converter.representative_dataset = _representative(calibration, graph_uint8)
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
         flatbuffer = converter.convert()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -222,8 +247,24 @@ def export_tflite(
         "quantization": quantize or "float32",
         "dynamic_size": dynamic_size,
     }
+    if integer and uint8_io:
+        metadata["input"]["quantization"], metadata["output"]["quantization"] = _uint8_ends(path)
     write_json(path + ".json", metadata, "the LiteRT metadata")
     return path
+
+
+def _uint8_ends(path: str) -> tuple[dict, dict]:
+    """An integer file's input and output quantization: pixels map to levels through [-1, 1]."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    ends = []
+    for detail in (interpreter.get_input_details()[0], interpreter.get_output_details()[0]):
+        scale, zero_point = detail["quantization"]
+        ends.append(
+            {"scale": float(scale), "zero_point": int(zero_point), "value": "(level - zero_point) * scale"}
+        )
+    return ends[0], ends[1]
 
 
 def litert_ops(path: str | os.PathLike) -> set[str]:
@@ -338,15 +379,19 @@ def _within_one_level(reference: np.ndarray, pixels: np.ndarray) -> float:
 
 
 def check_verification(result: Verification, quantize: str | None, uint8_io: bool = False) -> None:
-    """Raises ``ExportVerificationError`` when a file misses its bound: float32 to 1e-4 (max abs),
-    a ``uint8`` endpoint to 1 level on 99.9% of pixels, float16 to a PSNR of 45 dB."""
+    """Raises ``ExportVerificationError`` when a file misses its bound: float32 to 1e-4 (max abs), a
+    float file's ``uint8`` endpoint to 1 level on 99.9% of pixels, float16 to a PSNR of 45 dB, int8 and
+    int16x8 (with or without ``uint8`` ends) to their floors in ``INTEGER_MIN_PSNR``."""
     problems = []
-    if result.within_one_level is not None and result.within_one_level < UINT8_WITHIN_ONE:
+    within_promised = quantize not in INTEGER_MIN_PSNR  # an integer file's pixels are its quantized output's
+    if within_promised and result.within_one_level is not None and result.within_one_level < UINT8_WITHIN_ONE:
         problems.append(f"only {100 * result.within_one_level:.3f}% of pixels within 1 level (need 99.9%)")
     if quantize is None and not uint8_io and result.max_abs_error > FP32_MAX_ABS:
         problems.append(f"max abs error {result.max_abs_error:.2e} > {FP32_MAX_ABS:.0e}")
     if quantize == "float16" and result.psnr_db < FLOAT16_MIN_PSNR:
         problems.append(f"PSNR {result.psnr_db:.1f} dB < {FLOAT16_MIN_PSNR} dB")
+    if quantize in INTEGER_MIN_PSNR and result.psnr_db < INTEGER_MIN_PSNR[quantize]:
+        problems.append(f"PSNR {result.psnr_db:.1f} dB < {INTEGER_MIN_PSNR[quantize]} dB")
     if problems:
         raise ExportVerificationError(f"{result.path} failed verification: {'; '.join(problems)}")
 
@@ -406,12 +451,23 @@ def export_generator(
         raise UsageError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
     if format not in ("tflite", "web") and quantize:
         raise UsageError("--quantize applies to --format tflite and web only")
+    if format == "web" and quantize == "int16x8":
+        raise UsageError("--quantize int16x8 is for LiteRT files (--format tflite); the web app takes int8")
     if format != "tflite" and (dynamic_size or uint8_io):
         raise UsageError("--dynamic-size and --uint8-io apply to --format tflite only")
     out = os.fspath(out)
     _check_out(format, out, overwrite)
     generator = model if isinstance(model, keras.Model) else load_generator(model, direction)
-    calibration = verification_photos(calibration_dir, input_size, count=16) if quantize == "int8" else ()
+    channels = (generator.inputs[0].shape[-1], generator.outputs[0].shape[-1])
+    if channels != (3, 3):
+        raise UsageError(
+            f"Exported files take and give RGB photos, and this generator maps {channels[0]} channel(s) to "
+            f"{channels[1]} (--input-nc/--output-nc): translate with the .keras file instead "
+            "(`cyclegan-keras translate --model FILE.keras`, which converts photos to grayscale for it)."
+        )
+    calibration = (
+        verification_photos(calibration_dir, input_size, count=16) if quantize in INTEGER_MIN_PSNR else ()
+    )
     photos = verification_photos(verify_dir, input_size)
     kind = f"{format}" + (f" {quantize}" if quantize else "") + (" uint8 io" if uint8_io else "")
     results = []

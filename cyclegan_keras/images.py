@@ -206,17 +206,37 @@ def tf_pad_to_multiple(images, multiple: int = MULTIPLE):
     return tf.reshape(padded, shape), (height, width)
 
 
+def open_channels(source: ImageSource, channels: int = 3, draft_size: int | None = None) -> Image.Image:
+    """``open_image``, then grayscale (Pillow's ``L``) for ``channels=1``: the official ``--input_nc 1``
+    converts before it resizes."""
+    image = open_image(source, draft_size=draft_size)
+    return image.convert("L") if channels == 1 else image
+
+
+def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """``uint8`` RGB ``[H, W, 3]`` pixels with ``channels`` channels: 1 is Pillow's grayscale (ITU-R 601-2
+    luma, the official ``transforms.Grayscale``), ``[H, W, 1]``; 3 leaves them as they are."""
+    if channels == 3 or pixels.shape[-1] == channels:
+        return pixels
+    return np.asarray(Image.fromarray(pixels).convert("L"))[..., None]
+
+
 def save_image(pixels: np.ndarray, path: str | os.PathLike) -> None:
-    """Writes a ``uint8`` ``[H, W, 3]`` array; the format follows the file extension.
+    """Writes a ``uint8`` ``[H, W, 3]`` array (or ``[H, W, 1]``, ``[H, W]``: grayscale); the format follows
+    the file extension.
 
     The file appears whole or not at all (``staged_file``); a failed write raises ``WriteError``.
     """
     from cyclegan_keras.outputs import staged_file
 
     with staged_file(path, "the image") as staging:
-        Image.fromarray(np.asarray(pixels, np.uint8)).save(staging)
+        pixels = np.asarray(pixels, np.uint8)
+        Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels).save(
+            staging
+        )
 
 
 def grid(rows: Iterable[Sequence[np.ndarray]]) -> np.ndarray:
-    """Tiles ``uint8`` images of one size into a grid, a row per sequence."""
-    return np.concatenate([np.concatenate(list(row), axis=1) for row in rows], axis=0)
+    """Tiles ``uint8`` images of one size into a grid, a row per sequence; grayscale ones shown as RGB."""
+    rows = [[np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x for x in row] for row in rows]
+    return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)

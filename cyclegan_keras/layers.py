@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from cyclegan_keras.errors import UsageError
@@ -57,14 +58,18 @@ class InstanceNormalization(keras.layers.Layer):
     delegate runs in float and int8 alike.
 
     Args:
-        epsilon: added to the variance, 1e-5 as in PyTorch's ``nn.InstanceNorm2d``.
+        epsilon: added to the variance, 1e-5 as in PyTorch's ``nn.InstanceNorm2d``; or one value per
+            channel (a list), which keeps a norm exact when its input channels are rescaled
+            (``cyclegan_keras.quantization``).
         center: learn a per-channel offset (off in CycleGAN).
         scale: learn a per-channel gain (off in CycleGAN).
     """
 
-    def __init__(self, epsilon: float = 1e-5, center: bool = False, scale: bool = False, **kwargs):
+    def __init__(
+        self, epsilon: float | list[float] = 1e-5, center: bool = False, scale: bool = False, **kwargs
+    ):
         super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
+        self.epsilon = [float(e) for e in epsilon] if isinstance(epsilon, (list, tuple)) else float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
 
@@ -84,7 +89,8 @@ class InstanceNormalization(keras.layers.Layer):
         # The centred values times themselves, not ops.square(x - mean): that converts to LiteRT's
         # SQUARED_DIFFERENCE, which XNNPACK does not run in int8 (10x slower quantized norms).
         centred = x - _spatial_mean(x)
-        x = centred * ops.rsqrt(_spatial_mean(centred * centred) + self.epsilon)
+        epsilon = self.epsilon if isinstance(self.epsilon, float) else np.asarray(self.epsilon, np.float32)
+        x = centred * ops.rsqrt(_spatial_mean(centred * centred) + epsilon)
         if self.gamma is not None:
             x = x * ops.cast(self.gamma, "float32")
         if self.beta is not None:

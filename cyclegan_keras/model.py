@@ -58,6 +58,35 @@ class OfficialAdam(keras.optimizers.Adam):
         denominator = ops.add(ops.divide(ops.sqrt(v), ops.sqrt(correction_2)), self.epsilon)
         self.assign_sub(variable, ops.divide(ops.multiply(m, lr / correction_1), denominator))
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # On PyTorch, Keras runs update_step's ~10 ops per variable eagerly, each through its op
+        # dispatch: over a CycleGAN's ~120 variables that is host time a GPU step cannot hide. One
+        # foreach update of all of them computes the same (``torch.optim.Adam(foreach=True)``'s way).
+        if keras.backend.backend() != "torch" or self.amsgrad:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        import torch
+
+        with torch.no_grad():
+            variables = [variable.value for variable in trainable_variables]
+            dtype = variables[0].dtype
+            grads = [gradient.to(dtype) for gradient in grads]
+            lr = keras.ops.convert_to_tensor(learning_rate).to(dtype)
+            step = (self.iterations.value + 1).to(dtype)
+            correction_1 = 1 - torch.pow(self.beta_1, step)
+            correction_2 = 1 - torch.pow(self.beta_2, step)
+            indices = [self._get_variable_index(variable) for variable in trainable_variables]
+            m = [self._momentums[i].value for i in indices]
+            v = [self._velocities[i].value for i in indices]
+            torch._foreach_lerp_(m, grads, 1 - self.beta_1)
+            torch._foreach_mul_(v, self.beta_2)
+            torch._foreach_addcmul_(v, grads, grads, value=1 - self.beta_2)
+            denominators = torch._foreach_sqrt(v)
+            torch._foreach_div_(denominators, torch.sqrt(correction_2))
+            torch._foreach_add_(denominators, self.epsilon)
+            updates = torch._foreach_div(m, denominators)
+            torch._foreach_mul_(updates, lr / correction_1)
+            torch._foreach_sub_(variables, updates)
+
 
 def official_adam(learning_rate: float = 2e-4, beta_1: float = 0.5) -> keras.optimizers.Adam:
     """Adam as the official code sets it: lr 2e-4, betas (0.5, 0.999), epsilon 1e-8 where PyTorch adds it
@@ -138,9 +167,11 @@ class CycleGAN(keras.Model):
             if not network.built:
                 network.build(input_shape)
         if None not in tuple(input_shape)[1:]:
-            for pool in (self.pool_a, self.pool_b):
+            # Each pool holds one generator's images, whose channels may differ from A's (--output-nc).
+            for pool, source in ((self.pool_a, self.generator_ba), (self.pool_b, self.generator_ab)):
                 if not pool.built:
-                    pool.build(input_shape)
+                    channels = source.outputs[0].shape[-1] if hasattr(source, "outputs") else input_shape[-1]
+                    pool.build((*tuple(input_shape)[:-1], channels))
         super().build(input_shape)
 
     def compile(

@@ -9,48 +9,99 @@ loader maps them to the PyTorch state-dict keys.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 from keras import layers
 
-from cyclegan_keras.config import GENERATORS, check_choice
+from cyclegan_keras.config import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS, check_choice
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.layers import InstanceNormalization, ReflectionPadding2D
 
 INIT_STDDEV = 0.02
 
 
-def _kernel_init() -> keras.initializers.Initializer:
-    # A fresh instance per layer: one unseeded instance reused across layers gives every layer
-    # the same values in Keras 3.
-    return keras.initializers.RandomNormal(mean=0.0, stddev=INIT_STDDEV)
+@dataclass(frozen=True)
+class Style:
+    """The official options every network of a run shares: ``--norm``, ``--init_type``, ``--init_gain``.
+
+    Args:
+        norm: ``instance`` (CycleGAN's), ``batch`` or ``none``.
+        init_type: how conv kernels start: ``normal`` (N(0, gain), CycleGAN's), ``xavier`` (normal,
+            gain-scaled), ``kaiming`` (normal, fan-in; the gain is not used, as officially) or
+            ``orthogonal`` (gain-scaled). Biases start at 0; batch-norm scales at N(1, gain).
+        init_gain: the gain (0.02).
+    """
+
+    norm: str = "instance"
+    init_type: str = "normal"
+    init_gain: float = INIT_STDDEV
+
+    def __post_init__(self):
+        check_choice("norm", self.norm, NORMS)
+        check_choice("init_type", self.init_type, INIT_TYPES)
+
+    @property
+    def use_bias(self) -> bool:
+        # The official rule: convs followed by a norm have a bias only when that norm is instance norm
+        # (batch norm's shift replaces it; with no norm at all the official code drops it too).
+        return self.norm == "instance"
+
+    def initializer(self) -> keras.initializers.Initializer:
+        """A fresh kernel initializer: one unseeded instance reused across layers would give every layer
+        the same values in Keras 3. Keras' kernel layouts give PyTorch's fans for convs and transposed
+        convs alike, so ``xavier`` and ``kaiming`` match ``torch.nn.init``'s scales."""
+        gain = self.init_gain
+        if self.init_type == "xavier":
+            return keras.initializers.VarianceScaling(gain**2, "fan_avg", "untruncated_normal")
+        if self.init_type == "kaiming":
+            return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
+        if self.init_type == "orthogonal":
+            return keras.initializers.Orthogonal(gain)
+        return keras.initializers.RandomNormal(mean=0.0, stddev=gain)
+
+    def conv(self, filters: int, kernel: int, strides: int, name: str, bias: bool | None = None):
+        return layers.Conv2D(
+            filters,
+            kernel,
+            strides=strides,
+            padding="valid",
+            use_bias=self.use_bias if bias is None else bias,
+            kernel_initializer=self.initializer(),
+            bias_initializer="zeros",
+            name=name,
+        )
+
+    def conv_transpose(self, filters: int, kernel: int, name: str, bias: bool | None = None):
+        return layers.Conv2DTranspose(
+            filters,
+            kernel,
+            strides=2,
+            padding="valid",
+            use_bias=self.use_bias if bias is None else bias,
+            kernel_initializer=self.initializer(),
+            bias_initializer="zeros",
+            name=name,
+        )
+
+    def normalize(self, x, name: str):
+        """``x`` through the norm layer (none for ``norm="none"``)."""
+        if self.norm == "instance":
+            return InstanceNormalization(name=name)(x)
+        if self.norm == "batch":
+            # PyTorch's BatchNorm2d: momentum 0.1 of the new statistics is Keras' 0.9 of the old.
+            layer = layers.BatchNormalization(
+                momentum=0.9,
+                epsilon=1e-5,
+                gamma_initializer=keras.initializers.RandomNormal(1.0, self.init_gain),
+                name=name,
+            )
+            return layer(x)
+        return x
 
 
-def _conv(filters: int, kernel: int, strides: int, name: str) -> layers.Conv2D:
-    return layers.Conv2D(
-        filters,
-        kernel,
-        strides=strides,
-        padding="valid",
-        kernel_initializer=_kernel_init(),
-        bias_initializer="zeros",
-        name=name,
-    )
-
-
-def _conv_transpose(filters: int, kernel: int, name: str) -> layers.Conv2DTranspose:
-    return layers.Conv2DTranspose(
-        filters,
-        kernel,
-        strides=2,
-        padding="valid",
-        kernel_initializer=_kernel_init(),
-        bias_initializer="zeros",
-        name=name,
-    )
-
-
-def _norm(name: str) -> InstanceNormalization:
-    return InstanceNormalization(name=name)
+def _style(style: Style | None) -> Style:
+    return Style() if style is None else style
 
 
 def _output(x, name: str = "tanh"):
@@ -64,18 +115,38 @@ def _check_positive(**values: int) -> None:
             raise UsageError(f"{key} must be a positive integer, got {value!r}")
 
 
-def generator(architecture: str, ngf: int = 64, name: str = "generator") -> keras.Model:
+def generator(
+    architecture: str,
+    ngf: int = 64,
+    name: str = "generator",
+    *,
+    input_channels: int = 3,
+    output_channels: int = 3,
+    use_dropout: bool = False,
+    style: Style | None = None,
+) -> keras.Model:
     """The generator an official architecture name gives (``GENERATORS``), as the official ``define_G``.
 
     Args:
         architecture: ``resnet_9blocks``, ``resnet_6blocks``, ``unet_256`` or ``unet_128``.
         ngf: filters of the first conv layer.
         name: the model's name.
+        input_channels: channels of the input images (official ``input_nc``).
+        output_channels: channels of the output images (official ``output_nc``).
+        use_dropout: dropout 0.5 in the residual blocks or the inner U-Net levels (off for CycleGAN).
+        style: the norm and initialisation (``Style()``: instance norm, N(0, 0.02)).
     """
     kind, depth = GENERATORS[check_choice("generator", architecture, tuple(GENERATORS))]
-    if kind == "resnet":
-        return resnet_generator(n_blocks=depth, ngf=ngf, name=name)
-    return unet_generator(num_downs=depth, ngf=ngf, name=name)
+    build = resnet_generator if kind == "resnet" else unet_generator
+    return build(
+        depth,
+        ngf=ngf,
+        input_channels=input_channels,
+        output_channels=output_channels,
+        use_dropout=use_dropout,
+        style=style,
+        name=name,
+    )
 
 
 def resnet_generator(
@@ -84,6 +155,8 @@ def resnet_generator(
     input_channels: int = 3,
     output_channels: int = 3,
     name: str = "resnet_generator",
+    use_dropout: bool = False,
+    style: Style | None = None,
 ) -> keras.Model:
     """Builds the official ResNet generator (``resnet_9blocks`` / ``resnet_6blocks``).
 
@@ -96,6 +169,8 @@ def resnet_generator(
         input_channels: channels of the input images.
         output_channels: channels of the output images.
         name: the model's name.
+        use_dropout: dropout 0.5 after each block's first ReLU (official ``--no_dropout`` off).
+        style: the norm and initialisation (``Style()``: instance norm, N(0, 0.02)).
 
     Returns:
         A functional ``keras.Model`` mapping ``[N, H, W, C]`` images in [-1, 1] to the same size.
@@ -104,31 +179,34 @@ def resnet_generator(
     _check_positive(ngf=ngf, input_channels=input_channels, output_channels=output_channels)
     if not isinstance(n_blocks, int) or n_blocks < 0:
         raise UsageError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
+    style = _style(style)
     inputs = keras.Input((None, None, input_channels), name="image")
     x = ReflectionPadding2D(3, name="pad_in")(inputs)
-    x = _conv(ngf, 7, 1, "conv_in")(x)
-    x = layers.ReLU(name="relu_in")(_norm("norm_in")(x))
+    x = style.conv(ngf, 7, 1, "conv_in")(x)
+    x = layers.ReLU(name="relu_in")(style.normalize(x, "norm_in"))
     for i in (1, 2):
         x = layers.ZeroPadding2D(1, name=f"zero_pad_down_{i}")(x)
-        x = _conv(ngf * 2**i, 3, 2, f"down_{i}")(x)
-        x = layers.ReLU(name=f"relu_down_{i}")(_norm(f"norm_down_{i}")(x))
+        x = style.conv(ngf * 2**i, 3, 2, f"down_{i}")(x)
+        x = layers.ReLU(name=f"relu_down_{i}")(style.normalize(x, f"norm_down_{i}"))
     channels = ngf * 4
     for b in range(n_blocks):
         y = ReflectionPadding2D(1, name=f"res_{b}_pad_1")(x)
-        y = _conv(channels, 3, 1, f"res_{b}_conv_1")(y)
-        y = layers.ReLU(name=f"res_{b}_relu")(_norm(f"res_{b}_norm_1")(y))
+        y = style.conv(channels, 3, 1, f"res_{b}_conv_1")(y)
+        y = layers.ReLU(name=f"res_{b}_relu")(style.normalize(y, f"res_{b}_norm_1"))
+        if use_dropout:
+            y = layers.Dropout(0.5, name=f"res_{b}_dropout")(y)
         y = ReflectionPadding2D(1, name=f"res_{b}_pad_2")(y)
-        y = _conv(channels, 3, 1, f"res_{b}_conv_2")(y)
-        y = _norm(f"res_{b}_norm_2")(y)
+        y = style.conv(channels, 3, 1, f"res_{b}_conv_2")(y)
+        y = style.normalize(y, f"res_{b}_norm_2")
         x = layers.Add(name=f"res_{b}_add")([x, y])
     for i in (1, 2):
-        x = _conv_transpose(ngf * 2 ** (2 - i), 3, f"up_{i}")(x)
+        x = style.conv_transpose(ngf * 2 ** (2 - i), 3, f"up_{i}")(x)
         # PyTorch's ConvTranspose2d(padding=1, output_padding=1) keeps rows [1 : 1 + 2H] of the full
         # (2H + 1)-row transposed conv.
         x = layers.Cropping2D(((1, 0), (1, 0)), name=f"crop_up_{i}")(x)
-        x = layers.ReLU(name=f"relu_up_{i}")(_norm(f"norm_up_{i}")(x))
+        x = layers.ReLU(name=f"relu_up_{i}")(style.normalize(x, f"norm_up_{i}"))
     x = ReflectionPadding2D(3, name="pad_out")(x)
-    x = _conv(output_channels, 7, 1, "conv_out")(x)
+    x = style.conv(output_channels, 7, 1, "conv_out", bias=True)(x)
     return keras.Model(inputs, _output(x), name=name)
 
 
@@ -139,6 +217,7 @@ def unet_generator(
     output_channels: int = 3,
     use_dropout: bool = False,
     name: str = "unet_generator",
+    style: Style | None = None,
 ) -> keras.Model:
     """Builds the official U-Net generator (``unet_256`` with 8 downsamplings, ``unet_128`` with 7).
 
@@ -152,6 +231,7 @@ def unet_generator(
         output_channels: channels of the output images.
         use_dropout: dropout 0.5 in the innermost ``ngf * 8`` levels (off for CycleGAN).
         name: the model's name.
+        style: the norm and initialisation (``Style()``: instance norm, N(0, 0.02)).
 
     Returns:
         A functional ``keras.Model`` from ``[N, H, W, C]`` images in [-1, 1] to the same size.
@@ -159,6 +239,7 @@ def unet_generator(
     _check_positive(ngf=ngf, input_channels=input_channels, output_channels=output_channels)
     if not isinstance(num_downs, int) or num_downs < 5:
         raise UsageError(f"num_downs must be an integer >= 5, got {num_downs!r}")
+    style = _style(style)
     # Filters (outer, inner) of each level, outermost first, as the official block stack.
     levels = [(output_channels, ngf), (ngf, ngf * 2), (ngf * 2, ngf * 4), (ngf * 4, ngf * 8)]
     levels += [(ngf * 8, ngf * 8)] * (num_downs - 4)
@@ -175,17 +256,18 @@ def unet_generator(
         if depth > 0:
             x = layers.LeakyReLU(0.2, name=f"unet_down_{depth}_lrelu")(x)
         x = layers.ZeroPadding2D(1, name=f"unet_down_{depth}_pad")(x)
-        x = _conv(inner, 4, 2, f"unet_down_{depth}")(x)
+        x = style.conv(inner, 4, 2, f"unet_down_{depth}")(x)
         if 0 < depth < innermost:
-            x = _norm(f"unet_down_{depth}_norm")(x)
+            x = style.normalize(x, f"unet_down_{depth}_norm")
         if depth < innermost:
             x = block(x, depth + 1)
         x = layers.ReLU(name=f"unet_up_{depth}_relu")(x)
-        x = _conv_transpose(outer, 4, f"unet_up_{depth}")(x)
+        # The outermost transposed conv keeps its bias whatever the norm, as officially.
+        x = style.conv_transpose(outer, 4, f"unet_up_{depth}", bias=True if depth == 0 else None)(x)
         x = layers.Cropping2D(1, name=f"unet_up_{depth}_crop")(x)
         if depth == 0:
             return x
-        x = _norm(f"unet_up_{depth}_norm")(x)
+        x = style.normalize(x, f"unet_up_{depth}_norm")
         if use_dropout and 4 <= depth < innermost:
             x = layers.Dropout(0.5, name=f"unet_up_{depth}_dropout")(x)
         return x
@@ -194,40 +276,102 @@ def unet_generator(
     return keras.Model(inputs, _output(block(inputs, 0)), name=name)
 
 
+def discriminator(
+    architecture: str = "basic",
+    ndf: int = 64,
+    n_layers: int | None = None,
+    input_channels: int = 3,
+    name: str = "discriminator",
+    style: Style | None = None,
+) -> keras.Model:
+    """The discriminator an official ``--netD`` name gives, as the official ``define_D``.
+
+    Args:
+        architecture: ``basic`` (the 70x70 PatchGAN: ``n_layers`` 3), ``n_layers`` (a PatchGAN of
+            ``n_layers`` stride-2 layers, which must then be given) or ``pixel`` (1x1 PixelGAN).
+        ndf: filters of the first conv layer.
+        n_layers: stride-2 layers, for ``n_layers`` only.
+        input_channels: channels of the judged images.
+        name: the model's name.
+        style: the norm and initialisation (``Style()``: instance norm, N(0, 0.02)).
+    """
+    check_choice("netd", architecture, DISCRIMINATORS)
+    if architecture == "n_layers":
+        if n_layers is None:
+            raise UsageError("netd 'n_layers' needs its number of layers: pass n_layers (--n-layers-d N)")
+        return patchgan_discriminator(n_layers, ndf, input_channels, name, style=style)
+    if n_layers not in (None, 3 if architecture == "basic" else None):
+        raise UsageError(
+            f"netd {architecture!r} has a fixed depth, so n_layers={n_layers} would be ignored: "
+            "use netd 'n_layers' for another depth"
+        )
+    if architecture == "pixel":
+        return pixel_discriminator(ndf, input_channels, name, style=style)
+    return patchgan_discriminator(3, ndf, input_channels, name, style=style)
+
+
 def patchgan_discriminator(
     n_layers: int = 3,
     ndf: int = 64,
     input_channels: int = 3,
     name: str = "patchgan_discriminator",
+    style: Style | None = None,
 ) -> keras.Model:
     """Builds the official PatchGAN discriminator (``basic`` with ``n_layers=3``: 70x70 patches).
 
-    4x4 convs with 1 pixel of zero padding; LeakyReLU(0.2); instance norm on all but the first and
-    last layer; raw scores (no sigmoid). A 256x256 input gives a 30x30 map.
+    4x4 convs with 1 pixel of zero padding; LeakyReLU(0.2); a norm on all but the first and last
+    layer; raw scores (no sigmoid). A 256x256 input gives a 30x30 map.
 
     Args:
         n_layers: stride-2 conv layers.
         ndf: filters of the first conv layer.
         input_channels: channels of the judged images.
         name: the model's name.
+        style: the norm and initialisation (``Style()``: instance norm, N(0, 0.02)).
 
     Returns:
         A functional ``keras.Model`` from ``[N, H, W, C]`` images to ``[N, h, w, 1]`` patch scores.
         2,764,737 parameters with the defaults.
     """
     _check_positive(n_layers=n_layers, ndf=ndf, input_channels=input_channels)
+    style = _style(style)
     inputs = keras.Input((None, None, input_channels), name="image")
     x = inputs
-    filters = ndf
     for i in range(n_layers + 1):
         strides = 2 if i < n_layers else 1
         filters = ndf * min(2**i, 8)
         x = layers.ZeroPadding2D(1, name=f"pad_{i}")(x)
-        x = _conv(filters, 4, strides, f"conv_{i}")(x)
+        x = style.conv(filters, 4, strides, f"conv_{i}", bias=True if i == 0 else None)(x)
         if i > 0:
-            x = _norm(f"norm_{i}")(x)
+            x = style.normalize(x, f"norm_{i}")
         x = layers.LeakyReLU(0.2, name=f"lrelu_{i}")(x)
     x = layers.ZeroPadding2D(1, name=f"pad_{n_layers + 1}")(x)
-    x = _conv(1, 4, 1, f"conv_{n_layers + 1}")(x)
-    x = layers.Activation("linear", dtype="float32", name="scores")(x)
-    return keras.Model(inputs, x, name=name)
+    x = style.conv(1, 4, 1, f"conv_{n_layers + 1}", bias=True)(x)
+    return keras.Model(inputs, _scores(x), name=name)
+
+
+def pixel_discriminator(
+    ndf: int = 64, input_channels: int = 3, name: str = "pixel_discriminator", style: Style | None = None
+) -> keras.Model:
+    """Builds the official PixelGAN discriminator (``--netD pixel``): a score per pixel from 1x1 convs.
+
+    Args:
+        ndf: filters of the first conv layer.
+        input_channels: channels of the judged images.
+        name: the model's name.
+        style: the norm and initialisation (``Style()``: instance norm, N(0, 0.02)).
+    """
+    _check_positive(ndf=ndf, input_channels=input_channels)
+    style = _style(style)
+    inputs = keras.Input((None, None, input_channels), name="image")
+    x = style.conv(ndf, 1, 1, "pixel_conv_0", bias=True)(inputs)
+    x = layers.LeakyReLU(0.2, name="pixel_lrelu_0")(x)
+    x = style.conv(ndf * 2, 1, 1, "pixel_conv_1")(x)
+    x = layers.LeakyReLU(0.2, name="pixel_lrelu_1")(style.normalize(x, "pixel_norm_1"))
+    # Officially the last conv's bias follows the norm rule too.
+    x = style.conv(1, 1, 1, "pixel_conv_2")(x)
+    return keras.Model(inputs, _scores(x), name=name)
+
+
+def _scores(x):
+    return layers.Activation("linear", dtype="float32", name="scores")(x)

@@ -20,7 +20,7 @@ import numpy as np
 from cyclegan_keras.config import Preprocessing
 from cyclegan_keras.config import steps_per_epoch as epoch_steps
 from cyclegan_keras.folders import image_sources
-from cyclegan_keras.images import ImageSource, open_image, to_float
+from cyclegan_keras.images import ImageSource, open_channels, to_float
 
 
 class UnpairedImages(keras.utils.PyDataset):
@@ -38,6 +38,9 @@ class UnpairedImages(keras.utils.PyDataset):
         check_files: decode every file once up front and skip unreadable ones with one warning.
         workers: threads that load batches ahead (``keras.utils.PyDataset``); the batches do not
             depend on it.
+        serial: the official ``--serial_batches``: A and B in order, both by the step's index (modulo
+            each domain's size), no shuffle and no random B.
+        channels: A's and B's channels: 3 (RGB) or 1 (grayscale, converted before resizing).
     """
 
     def __init__(
@@ -53,6 +56,8 @@ class UnpairedImages(keras.utils.PyDataset):
         cache: bool = False,
         check_files: bool = True,
         workers: int = 4,
+        serial: bool = False,
+        channels: tuple[int, int] = (3, 3),
     ):
         super().__init__(workers=workers, use_multiprocessing=False)
         self.preprocessing = preprocessing or Preprocessing()
@@ -60,6 +65,8 @@ class UnpairedImages(keras.utils.PyDataset):
         self.sources_b = image_sources(b, check_files)[0]
         self.batch_size = batch_size
         self.seed = seed
+        self.serial = serial
+        self.channels = channels
         counts = (len(self.sources_a), len(self.sources_b))
         self.steps_per_epoch = epoch_steps(self.preprocessing, batch_size, counts, steps_per_epoch)
         self.epoch = start_epoch
@@ -79,10 +86,15 @@ class UnpairedImages(keras.utils.PyDataset):
             if epoch not in self._plans:
                 per_epoch = self.steps_per_epoch * self.batch_size
                 epoch_images = max(len(self.sources_a), len(self.sources_b))
-                rng = np.random.default_rng([self.seed, epoch])
-                passes = -(-per_epoch // epoch_images)  # enough shuffled passes to fill the epoch
-                order = np.concatenate([rng.permutation(epoch_images) for _ in range(passes)])[:per_epoch]
-                b_index = rng.integers(0, len(self.sources_b), per_epoch)
+                if self.serial:  # the official --serial_batches: one index for both, in order
+                    order = np.arange(per_epoch) % epoch_images
+                    b_index = order % len(self.sources_b)
+                else:
+                    rng = np.random.default_rng([self.seed, epoch])
+                    passes = -(-per_epoch // epoch_images)  # enough shuffled passes to fill the epoch
+                    order = np.concatenate([rng.permutation(epoch_images) for _ in range(passes)])
+                    order = order[:per_epoch]
+                    b_index = rng.integers(0, len(self.sources_b), per_epoch)
                 self._plans = {epoch: (order % len(self.sources_a), b_index)}  # only the current epoch
             return self._plans[epoch]
 
@@ -91,8 +103,9 @@ class UnpairedImages(keras.utils.PyDataset):
         if self._cache is not None and key in self._cache:
             return self._cache[key]
         source = (self.sources_a, self.sources_b)[domain][index]
-        image = open_image(source, draft_size=self.preprocessing.draft_size)
+        image = open_channels(source, self.channels[domain], self.preprocessing.draft_size)
         pixels = np.asarray(self.preprocessing.resize(image), dtype=np.uint8)
+        pixels = pixels.reshape(*pixels.shape[:2], self.channels[domain])
         if self._cache is not None:
             with self._lock:
                 self._cache[key] = pixels

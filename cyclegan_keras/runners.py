@@ -17,7 +17,7 @@ from PIL import Image
 from cyclegan_keras import model as _registered  # noqa: F401  (registers what .keras files name)
 from cyclegan_keras.errors import MissingExtraError, MissingInputError, UsageError
 from cyclegan_keras.hardware import available_memory, memory_size, resident_memory, size_text
-from cyclegan_keras.images import MULTIPLE, pad_to_multiple, to_float, to_uint8
+from cyclegan_keras.images import MULTIPLE, pad_to_multiple, to_channels, to_float, to_uint8
 from cyclegan_keras.tiling import TILE_SIDES, TILE_STATS, TiledGenerator, TileError
 
 # The generators' own reflection padding (3 pixels after two halvings) needs sides of at least 8.
@@ -33,6 +33,7 @@ class Runner:
     """
 
     native_uint8 = False  # the file has a uint8 endpoint of its own (SavedModel, LiteRT --uint8-io)
+    input_channels = 3  # 1 for a generator of grayscale photos
     float_io = True  # it has a float32 endpoint
 
     def run_float(self, batch: np.ndarray) -> np.ndarray:
@@ -48,13 +49,18 @@ class Runner:
         return self.run_uint8(padded[None])[0, :height, :width]
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """An RGB ``uint8`` photo translated: ``[H, W, 3]``, or ``[H, W]`` from a grayscale generator
+        (``--output-nc 1``); a grayscale generator's input is the photo's luma (``--input-nc 1``)."""
         height, width = pixels.shape[:2]
-        if min(height, width) >= MIN_SIDE:
-            return self.translate(pixels)
-        scale = MIN_SIDE / min(height, width)
-        size = (max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale)))
-        out = self.translate(np.asarray(Image.fromarray(pixels).resize(size, Image.BICUBIC)))
-        return np.asarray(Image.fromarray(out).resize((width, height), Image.BICUBIC))
+        if min(height, width) < MIN_SIDE:
+            scale = MIN_SIDE / min(height, width)
+            size = (max(MIN_SIDE, round(width * scale)), max(MIN_SIDE, round(height * scale)))
+            pixels = np.asarray(Image.fromarray(pixels).resize(size, Image.BICUBIC))
+        out = self.translate(to_channels(pixels, self.input_channels))
+        out = out[..., 0] if out.shape[-1] == 1 else out
+        if out.shape[:2] != (height, width):
+            out = np.asarray(Image.fromarray(out).resize((width, height), Image.BICUBIC))
+        return out
 
 
 class KerasRunner(Runner):
@@ -82,6 +88,7 @@ class KerasRunner(Runner):
         verbose: bool = False,
     ):
         self.generator = generator
+        self.input_channels = generator.inputs[0].shape[-1] if getattr(generator, "inputs", None) else 3
         self.tile, self.tile_stats, self.verbose = tile, tile_stats, verbose
         self.max_memory = memory_size(max_memory) if max_memory is not None else available_memory() // 2
         if tile_stats is not None and tile_stats not in TILE_STATS:
@@ -186,7 +193,9 @@ class LiteRTRunner(Runner):
         return self.translator.run(batch).astype(np.float32)
 
     def run_uint8(self, batch: np.ndarray) -> np.ndarray:
-        return self.translator.run(batch) if self.native_uint8 else super().run_uint8(batch)
+        if not self.native_uint8:
+            return super().run_uint8(batch)
+        return self.translator.to_pixels(self.translator.run(self.translator.to_input(batch)))
 
     def translate(self, pixels: np.ndarray) -> np.ndarray:
         # Fixed-size files resize to their input and back; dynamic ones pad inside.

@@ -47,6 +47,7 @@ TILE_OVERHEAD = 5.0
 WHOLE_OVERHEAD = 1.1
 
 _POINTWISE = (
+    keras.layers.BatchNormalization,  # at inference, a per-channel scale and shift
     keras.layers.ReLU,
     keras.layers.LeakyReLU,
     keras.layers.Activation,
@@ -60,7 +61,13 @@ _POINTWISE = (
     keras.layers.Concatenate,
 )
 # Pointwise layers of one input: a tensor they derive from a stored one costs nothing to recompute.
-_CHAINABLE = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.Activation, keras.layers.Dropout)
+_CHAINABLE = (
+    keras.layers.BatchNormalization,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.Activation,
+    keras.layers.Dropout,
+)
 
 Region = tuple[int, int, int, int]  # rows [y0, y1), columns [x0, x1)
 
@@ -505,7 +512,8 @@ class TiledGenerator:
         if isinstance(layer, InstanceNormalization):
             mean, variance = stats[op.inputs[0]]
             x = ops.cast(args[0], "float32")
-            x = (x - mean.astype(np.float32)) * (1.0 / np.sqrt(variance + layer.epsilon)).astype(np.float32)
+            epsilon = np.asarray(layer.epsilon, np.float64)
+            x = (x - mean.astype(np.float32)) * (1.0 / np.sqrt(variance + epsilon)).astype(np.float32)
             if layer.gamma is not None:
                 x = x * ops.cast(layer.gamma, "float32")
             if layer.beta is not None:

@@ -37,14 +37,14 @@ from cyclegan_keras.distributed import (
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.folders import domain_folders
 from cyclegan_keras.hardware import check_precision
-from cyclegan_keras.images import image_files, resized_images, to_float
+from cyclegan_keras.images import image_files, resized_images, to_channels, to_float
 from cyclegan_keras.lock import run_lock
 from cyclegan_keras.model import CycleGAN, official_adam
-from cyclegan_keras.networks import generator, patchgan_discriminator
+from cyclegan_keras.networks import Style, discriminator, generator
 from cyclegan_keras.outputs import WRITE_ERRNOS, staged_file, write_errors, write_json
 from cyclegan_keras.runs import CHECKPOINTS, check_new_run, find_run, resume_run
 from cyclegan_keras.samples import SampleImages
-from cyclegan_keras.schedule import LinearDecay
+from cyclegan_keras.schedule import LearningRatePolicy
 from cyclegan_keras.version import __version__
 
 
@@ -59,9 +59,38 @@ class RunResult:
     history: dict
 
 
+def network_style(config: TrainConfig) -> Style:
+    """The norm and initialisation that ``config`` gives all four networks."""
+    return Style(config.norm, config.init_type, config.init_gain)
+
+
 def build_generator(config: TrainConfig, name: str) -> keras.Model:
-    """The generator that ``config.generator`` names."""
-    return generator(config.generator, ngf=config.ngf, name=name)
+    """The generator that ``config.generator`` names: ``generator_ab`` maps ``input_nc`` channels to
+    ``output_nc``, ``generator_ba`` back."""
+    channels = (config.input_nc, config.output_nc)
+    source, target = channels if name != "generator_ba" else channels[::-1]
+    return generator(
+        config.generator,
+        ngf=config.ngf,
+        name=name,
+        input_channels=source,
+        output_channels=target,
+        use_dropout=config.dropout,
+        style=network_style(config),
+    )
+
+
+def build_discriminator(config: TrainConfig, name: str) -> keras.Model:
+    """The discriminator that ``config.netd`` names: ``discriminator_a`` judges domain A's images,
+    ``discriminator_b`` domain B's."""
+    return discriminator(
+        config.netd,
+        config.ndf,
+        config.discriminator_layers if config.netd == "n_layers" else None,
+        input_channels=config.input_nc if name == "discriminator_a" else config.output_nc,
+        name=name,
+        style=network_style(config),
+    )
 
 
 def build_cyclegan(config: TrainConfig) -> CycleGAN:
@@ -69,8 +98,8 @@ def build_cyclegan(config: TrainConfig) -> CycleGAN:
     model = CycleGAN(
         build_generator(config, "generator_ab"),
         build_generator(config, "generator_ba"),
-        patchgan_discriminator(config.n_layers_d, config.ndf, name="discriminator_a"),
-        patchgan_discriminator(config.n_layers_d, config.ndf, name="discriminator_b"),
+        build_discriminator(config, "discriminator_a"),
+        build_discriminator(config, "discriminator_b"),
         lambda_a=config.lambda_a,
         lambda_b=config.lambda_b,
         lambda_identity=config.lambda_identity,
@@ -89,17 +118,22 @@ def build_cyclegan(config: TrainConfig) -> CycleGAN:
 
 
 def _domains(config: TrainConfig) -> dict[str, list]:
+    """The images of each split as the run sees them: ``--direction BtoA`` swaps A and B, and
+    ``--max-dataset-size`` keeps the first images of each (in sorted order, as the official code)."""
     if config.data_dir:
-        return {split: image_files(path) for split, path in domain_folders(config.data_dir).items()}
-    from cyclegan_keras.data import tfds_images
+        splits = {split: image_files(path) for split, path in domain_folders(config.data_dir).items()}
+    else:
+        from cyclegan_keras.data import tfds_images
 
-    splits = {split: tfds_images(config.dataset, split) for split in ("trainA", "trainB")}
-    for split in ("testA", "testB"):
-        try:
-            splits[split] = tfds_images(config.dataset, split, download=False)
-        except Exception:  # test splits only feed the sample grids
-            continue
-    return splits
+        splits = {split: tfds_images(config.dataset, split) for split in ("trainA", "trainB")}
+        for split in ("testA", "testB"):
+            try:
+                splits[split] = tfds_images(config.dataset, split, download=False)
+            except Exception:  # test splits only feed the sample grids
+                continue
+    if config.direction == "BtoA":
+        splits = {split[:-1] + {"A": "B", "B": "A"}[split[-1]]: images for split, images in splits.items()}
+    return {split: images[: config.max_dataset_size] for split, images in splits.items()}
 
 
 def _evaluator(config: TrainConfig, splits: dict) -> list:
@@ -128,8 +162,9 @@ def _evaluator(config: TrainConfig, splits: dict) -> list:
     ]
 
 
-def _sample_images(sources: list, config: TrainConfig) -> np.ndarray:
-    return to_float(np.stack(resized_images(sources, config.crop_size, config.num_samples)))
+def _sample_images(sources: list, config: TrainConfig, channels: int) -> np.ndarray:
+    images = resized_images(sources, config.crop_size, config.num_samples)
+    return to_float(np.stack([to_channels(image, channels) for image in images]))
 
 
 def _versions() -> dict:
@@ -277,7 +312,7 @@ def _lost_contact(error: Exception) -> bool:
 
 def _batch_shape(config: TrainConfig, replicas: int) -> tuple:
     size = config.crop_size if config.preprocessing().crops else None
-    return (config.batch_size // replicas, size, size, 3)
+    return (config.batch_size // replicas, size, size, config.input_nc)
 
 
 def _training_data(strategy, splits: dict, config: TrainConfig, start: int):
@@ -290,6 +325,8 @@ def _training_data(strategy, splits: dict, config: TrainConfig, start: int):
         "steps_per_epoch": config.steps_per_epoch,
         "start_epoch": start,
         "cache": config.cache,
+        "serial": config.serial_batches,
+        "channels": (config.input_nc, config.output_nc),
     }
     if input_pipeline(config, config.backend) == "python":
         from cyclegan_keras.pydataset import UnpairedImages
@@ -340,7 +377,9 @@ def _run(
     dataset, steps_per_epoch = _training_data(strategy, splits, config, start)
     checkpointer = Checkpointer(os.path.join(saves, CHECKPOINTS))
     callbacks = [
-        LinearDecay(config.n_epochs, config.n_epochs_decay, config.lr),
+        LearningRatePolicy(
+            config.lr_policy, config.n_epochs, config.n_epochs_decay, config.lr, config.lr_decay_iters
+        ),
         checkpointer,  # before the CSV row, so a row never claims an epoch that has no checkpoint
     ]
     if chief:  # the run's other files come from one worker
@@ -349,8 +388,8 @@ def _run(
         # TensorBoard's writers are TensorFlow's: logs/ comes with the TensorFlow backend only.
         logs = os.path.join(out, "logs") if config.backend == "tensorflow" else None
         samples = SampleImages(
-            _sample_images(splits.get("testA", splits["trainA"]), config),
-            _sample_images(splits.get("testB", splits["trainB"]), config),
+            _sample_images(splits.get("testA", splits["trainA"]), config, config.input_nc),
+            _sample_images(splits.get("testB", splits["trainB"]), config, config.output_nc),
             os.path.join(out, "samples"),
             every=config.sample_every,
             log_dir=logs,

@@ -55,14 +55,28 @@ class LiteRTTranslator:
             return np.asarray(out)[:height, :width]
         return self._translate(pixels)
 
-    def _translate(self, pixels: np.ndarray) -> np.ndarray:
-        batch = pixels[None]
+    def to_input(self, pixels: np.ndarray) -> np.ndarray:
+        """``uint8`` pixels ``[N, H, W, 3]`` as the model's input: raw pixels for a file that takes them,
+        levels of its input quantization for an integer file (``--quantize int8 --uint8-io``), else
+        float32 in [-1, 1]."""
+        values = pixels.astype(np.float32) / 127.5 - 1.0
+        scale, zero_point = self.input["quantization"]
         if self.input["dtype"] != np.uint8:
-            batch = batch.astype(np.float32) / 127.5 - 1.0
-        out = self.run(batch)[0]
-        if out.dtype != np.uint8:
-            out = np.clip(np.rint((out.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-        return out
+            return values
+        if not scale:
+            return pixels
+        return np.clip(np.rint(values / scale + zero_point), 0, 255).astype(np.uint8)
+
+    def to_pixels(self, out: np.ndarray) -> np.ndarray:
+        """The model's output as ``uint8`` pixels (the inverse of ``to_input``'s mapping)."""
+        scale, zero_point = self.output["quantization"]
+        if out.dtype == np.uint8 and not scale:
+            return out
+        values = (out.astype(np.float32) - zero_point) * scale if out.dtype == np.uint8 else out
+        return np.clip(np.rint((values.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+    def _translate(self, pixels: np.ndarray) -> np.ndarray:
+        return self.to_pixels(self.run(self.to_input(pixels[None]))[0])
 
 
 def _pad_to_aspect(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

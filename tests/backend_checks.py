@@ -209,7 +209,8 @@ def few_step_run(work: str, data_dir: str) -> dict:
 
     out = os.path.join(work, "run")
     args = ["train", "--data-dir", data_dir, "--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4",
-            "--n-layers-d", "2", "--load-size", "36", "--crop-size", "32", "--num-samples", "1",
+            "--netd", "n_layers", "--n-layers-d", "2",
+            "--load-size", "36", "--crop-size", "32", "--num-samples", "1",
             "--pool-size", "2", "--epochs", "2", "--epochs-decay", "0", "--steps-per-epoch", "2",
             "--out", out, "--verbose", "0"]  # fmt: skip
     return {

@@ -24,6 +24,8 @@ TINY = [
     "4",
     "--ndf",
     "4",
+    "--netd",
+    "n_layers",
     "--n-layers-d",
     "2",
     "--load-size",

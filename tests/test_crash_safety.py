@@ -20,7 +20,8 @@ from cyclegan_keras.cli import main
 from cyclegan_keras.lock import LOCK_FILE
 from tests.conftest import REPO, photo_subset
 
-TINY = ["--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--n-layers-d", "2", "--load-size", "36",
+TINY = ["--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--netd", "n_layers",
+        "--n-layers-d", "2", "--load-size", "36",
         "--crop-size", "32", "--pool-size", "2", "--num-samples", "1", "--verbose", "0"]  # fmt: skip
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
 

@@ -209,7 +209,8 @@ def test_cli_evaluate_prints_a_table_and_writes_a_report(stand_in_graph, small_d
 def test_train_eval_every_logs_scores_and_keeps_the_best(stand_in_graph, small_data, tmp_path):
     out = tmp_path / "run"
     args = ["train", "--data-dir", str(small_data), "--generator", "resnet_6blocks", "--ngf", "4",
-            "--ndf", "4", "--n-layers-d", "2", "--load-size", "36", "--crop-size", "32", "--num-samples", "1",
+            "--ndf", "4", "--netd", "n_layers", "--n-layers-d", "2",
+            "--load-size", "36", "--crop-size", "32", "--num-samples", "1",
             "--epochs", "3", "--epochs-decay", "0", "--steps-per-epoch", "2", "--eval-every", "2",
             "--inception", str(stand_in_graph[0]), "--out", str(out), "--verbose", "0"]  # fmt: skip
     assert main(args) == 0

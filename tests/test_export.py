@@ -211,3 +211,97 @@ def test_convert_official_checkpoint(tmp_path):
     x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
     expected = official(torch.from_numpy(x.transpose(0, 3, 1, 2))).detach().numpy().transpose(0, 2, 3, 1)
     np.testing.assert_allclose(converted(x), expected, atol=1e-4)
+
+
+def _unequal_generator(seed: int) -> keras.Model:
+    """A random generator whose instance norms see channels 100x apart (what trained ones do): each
+    conv's odd output channels scaled up. The norms undo it, so its float outputs are unchanged."""
+    keras.utils.set_random_seed(seed)
+    model = resnet_generator(1, ngf=8, name="generator_ab")
+    for layer in model.layers:
+        if (
+            isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
+            and layer.name != "conv_out"
+        ):
+            kernel, bias = layer.get_weights()
+            factor = np.where(np.arange(bias.shape[0]) % 2, 100.0, 1.0).astype("float32")
+            shape = [1, 1, -1, 1] if isinstance(layer, keras.layers.Conv2DTranspose) else [1, 1, 1, -1]
+            layer.set_weights([kernel * factor.reshape(shape), bias * factor])
+    return model
+
+
+def test_equalize_channels_keeps_the_outputs_and_evens_the_norm_inputs(photo_dir):
+    from cyclegan_keras.export import verification_photos
+    from cyclegan_keras.layers import InstanceNormalization
+    from cyclegan_keras.quantization import equalize_channels
+
+    model = _unequal_generator(3)
+    photos = verification_photos(photo_dir, SIZE)
+    even = equalize_channels(model, photos)
+    x = np.stack(photos).astype("float32") / 127.5 - 1
+    np.testing.assert_allclose(even(x), model(x), atol=1e-4)
+    norms = [layer for layer in even.layers if isinstance(layer, InstanceNormalization)]
+    for inputs in keras.Model(even.inputs, [n.input for n in norms]).predict(x, verbose=0):
+        spread = np.median(np.asarray(inputs).std(axis=(1, 2)), axis=0)
+        np.testing.assert_allclose(spread, 1.0, rtol=0.05)
+
+
+def test_int8_files_gain_from_even_channels_and_int16x8_keeps_the_look(photo_dir, tmp_path, monkeypatch):
+    """On norm inputs whose channels are 100x apart, equal channel scales are what make int8 usable (and
+    int16x8: 19 dB without them); int16x8 then meets its 40 dB floor."""
+    import cyclegan_keras.export as export
+
+    path = tmp_path / "g.keras"
+    _unequal_generator(4).save(path)
+    options = {"input_size": SIZE, "verify_dir": photo_dir, "calibration_dir": photo_dir, "verbose": False}
+    even = export_generator(path, "tflite", tmp_path / "even.tflite", quantize="int8", **options)
+    deep = export_generator(path, "tflite", tmp_path / "deep.tflite", quantize="int16x8", **options)
+    monkeypatch.setattr(export, "equalize_channels", lambda generator, photos: generator)
+    monkeypatch.setattr(export, "INTEGER_MIN_PSNR", {"int8": 0.0, "int16x8": 0.0})
+    uneven = export_generator(path, "tflite", tmp_path / "uneven.tflite", quantize="int8", **options)
+    assert even.psnr_db > uneven.psnr_db + 6, (even.psnr_db, uneven.psnr_db)
+    assert deep.psnr_db >= 40
+    ops = litert_ops(tmp_path / "deep.tflite")
+    assert "CONV_2D" in ops and not any(op.startswith("Flex") or op == "CUSTOM" for op in ops)
+
+
+def test_int8_with_uint8_io_is_integer_from_end_to_end(generator, photo_dir, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, path = generator
+    out = tmp_path / "npu.tflite"
+    result = export_generator(path, "tflite", out, quantize="int8", uint8_io=True, input_size=SIZE,
+                              verify_dir=photo_dir, calibration_dir=photo_dir, verbose=False)  # fmt: skip
+    interpreter = Interpreter(model_path=str(out))
+    kinds = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    assert "float32" not in kinds and "uint8" in kinds
+    ops = litert_ops(out)
+    assert "QUANTIZE" not in ops or all(k in ("int8", "uint8", "int32") for k in kinds)
+    meta = json.loads((tmp_path / "npu.tflite.json").read_text())
+    scale, zero = meta["input"]["quantization"]["scale"], meta["input"]["quantization"]["zero_point"]
+    assert scale == pytest.approx(2 / 255, rel=0.01) and abs(zero - 127.5) <= 1
+    assert (
+        result.within_one_level is not None and result.psnr_db >= 22
+    )  # its floor; levels map back to pixels
+    translated = load_translator(str(out))(np.asarray(Image.open(image_files(photo_dir)[0]).convert("RGB")))
+    assert translated.dtype == np.uint8 and translated.ndim == 3
+
+
+def test_int16x8_refuses_uint8_ends_and_the_web(generator, tmp_path):
+    _, path = generator
+    with pytest.raises(ValueError, match="no 8-bit input or output"):
+        export_generator(
+            path, "tflite", tmp_path / "x.tflite", quantize="int16x8", uint8_io=True, verbose=False
+        )
+    with pytest.raises(ValueError, match="the web app takes int8"):
+        export_generator(path, "web", tmp_path / "site", quantize="int16x8", verbose=False)
+    assert not os.listdir(tmp_path)
+
+
+def test_integer_files_are_held_to_psnr_floors():
+    low = Verification("f", "tflite int8", 1.0, 0.5, 21.0, 0.2, 1.0, 1.0)
+    with pytest.raises(ExportVerificationError, match="PSNR 21.0 dB < 22.0 dB"):
+        check_verification(low, "int8", uint8_io=True)
+    check_verification(Verification("f", "tflite int8", 1.0, 0.5, 27.0, 0.2, 1.0, 1.0), "int8", uint8_io=True)
+    with pytest.raises(ExportVerificationError, match="< 40.0 dB"):
+        check_verification(Verification("f", "tflite int16x8", 1.0, 0.1, 39.0, None, 1.0, 1.0), "int16x8")

@@ -88,7 +88,8 @@ def test_train_says_what_it_runs_on_first_and_then_what_a_resume_changes(tmp_pat
     data = photo_subset(tmp_path / "data", photos, {"trainA": 2, "trainB": 2})
     out = ["--out", str(tmp_path / "run")]
     args = ["train", "--data-dir", str(data), "--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4",
-            "--n-layers-d", "2", "--load-size", "32", "--crop-size", "32", "--num-samples", "1",
+            "--netd", "n_layers", "--n-layers-d", "2",
+            "--load-size", "32", "--crop-size", "32", "--num-samples", "1",
             "--epochs-decay", "0", "--steps-per-epoch", "1"]  # fmt: skip
     assert main([*args, *out, "--epochs", "1", "--verbose", "0"]) == 0
     capsys.readouterr()

@@ -20,7 +20,8 @@ import pytest
 from tests.conftest import photo_subset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--n-layers-d", "2", "--load-size", "36",
+TINY = ["--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--netd", "n_layers",
+        "--n-layers-d", "2", "--load-size", "36",
         "--crop-size", "32", "--num-samples", "1", "--batch-size", "2", "--deterministic", "--seed", "3",
         "--verbose", "0"]  # fmt: skip
 # Two logical CPU devices, then the command line: `--strategy mirrored` in one process.

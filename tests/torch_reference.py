@@ -1,7 +1,9 @@
 """The official CycleGAN networks and training step in PyTorch, written from ../shared/REFERENCE.md.
 
 Test-only: the reference that the Keras port is checked against. Module indices follow the official
-``nn.Sequential`` layouts so that state-dict keys are the official ones.
+``nn.Sequential`` layouts so that state-dict keys are the official ones. ``norm`` is the official
+``--norm`` (``instance``, ``batch`` or ``none``, which also drops the bias of convs before a norm,
+as the official ``use_bias`` rule does); ``dropout``, ``input_nc`` and ``output_nc`` likewise.
 """
 
 from __future__ import annotations
@@ -10,47 +12,63 @@ import torch
 from torch import nn
 
 
-def _norm(channels: int) -> nn.Module:
+def _norm(channels: int, norm: str = "instance") -> nn.Module:
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
+    if norm == "none":
+        return nn.Identity()
     return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, norm: str = "instance", dropout: bool = False):
         super().__init__()
-        self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(dim, dim, 3),
-            _norm(dim),
-            nn.ReLU(True),
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(dim, dim, 3),
-            _norm(dim),
-        )
+        bias = norm == "instance"
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), _norm(dim, norm), nn.ReLU(True)]
+        layers += [nn.Dropout(0.5)] if dropout else []
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), _norm(dim, norm)]
+        self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x):
         return x + self.conv_block(x)
 
 
 class ResnetGenerator(nn.Module):
-    def __init__(self, ngf: int = 64, n_blocks: int = 9):
+    def __init__(
+        self,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        norm: str = "instance",
+        dropout: bool = False,
+        input_nc: int = 3,
+        output_nc: int = 3,
+    ):
         super().__init__()
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), _norm(ngf), nn.ReLU(True)]
+        bias = norm == "instance"
+        layers = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(input_nc, ngf, 7, bias=bias),
+            _norm(ngf, norm),
+            nn.ReLU(True),
+        ]
         for i in range(2):
             mult = 2**i
             layers += [
-                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1),
-                _norm(ngf * mult * 2),
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                _norm(ngf * mult * 2, norm),
                 nn.ReLU(True),
             ]
-        layers += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]
+        layers += [ResnetBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
         for i in range(2):
             mult = 2 ** (2 - i)
             layers += [
-                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1),
-                _norm(ngf * mult // 2),
+                nn.ConvTranspose2d(
+                    ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias
+                ),
+                _norm(ngf * mult // 2, norm),
                 nn.ReLU(True),
             ]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -58,21 +76,22 @@ class ResnetGenerator(nn.Module):
 
 
 class NLayerDiscriminator(nn.Module):
-    def __init__(self, ndf: int = 64, n_layers: int = 3):
+    def __init__(self, ndf: int = 64, n_layers: int = 3, norm: str = "instance", input_nc: int = 3):
         super().__init__()
-        layers = [nn.Conv2d(3, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        bias = norm == "instance"
+        layers = [nn.Conv2d(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         mult = 1
         for n in range(1, n_layers):
             prev, mult = mult, min(2**n, 8)
             layers += [
-                nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1),
-                _norm(ndf * mult),
+                nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=bias),
+                _norm(ndf * mult, norm),
                 nn.LeakyReLU(0.2, True),
             ]
         prev, mult = mult, min(2**n_layers, 8)
         layers += [
-            nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1),
-            _norm(ndf * mult),
+            nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=bias),
+            _norm(ndf * mult, norm),
             nn.LeakyReLU(0.2, True),
             nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1),
         ]
@@ -80,6 +99,23 @@ class NLayerDiscriminator(nn.Module):
 
     def forward(self, x):
         return self.model(x)
+
+
+class PixelDiscriminator(nn.Module):
+    def __init__(self, ndf: int = 64, norm: str = "instance", input_nc: int = 3):
+        super().__init__()
+        bias = norm == "instance"
+        self.net = nn.Sequential(
+            nn.Conv2d(input_nc, ndf, 1),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, 1, bias=bias),
+            _norm(ndf * 2, norm),
+            nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf * 2, 1, 1, bias=bias),
+        )
+
+    def forward(self, x):
+        return self.net(x)
 
 
 class UnetBlock(nn.Module):
@@ -91,20 +127,32 @@ class UnetBlock(nn.Module):
         sub=None,
         outermost=False,
         innermost=False,
+        norm: str = "instance",
+        dropout: bool = False,
     ):
         super().__init__()
         self.outermost = outermost
+        bias = norm == "instance"
         in_channels = outer if in_channels is None else in_channels
-        down = nn.Conv2d(in_channels, inner, 4, stride=2, padding=1)
+        down = nn.Conv2d(in_channels, inner, 4, stride=2, padding=1, bias=bias)
         if outermost:
             up = nn.ConvTranspose2d(inner * 2, outer, 4, stride=2, padding=1)
             layers = [down, sub, nn.ReLU(True), up, nn.Tanh()]
         elif innermost:
-            up = nn.ConvTranspose2d(inner, outer, 4, stride=2, padding=1)
-            layers = [nn.LeakyReLU(0.2, True), down, nn.ReLU(True), up, _norm(outer)]
+            up = nn.ConvTranspose2d(inner, outer, 4, stride=2, padding=1, bias=bias)
+            layers = [nn.LeakyReLU(0.2, True), down, nn.ReLU(True), up, _norm(outer, norm)]
         else:
-            up = nn.ConvTranspose2d(inner * 2, outer, 4, stride=2, padding=1)
-            layers = [nn.LeakyReLU(0.2, True), down, _norm(inner), sub, nn.ReLU(True), up, _norm(outer)]
+            up = nn.ConvTranspose2d(inner * 2, outer, 4, stride=2, padding=1, bias=bias)
+            layers = [
+                nn.LeakyReLU(0.2, True),
+                down,
+                _norm(inner, norm),
+                sub,
+                nn.ReLU(True),
+                up,
+                _norm(outer, norm),
+            ]
+            layers += [nn.Dropout(0.5)] if dropout else []
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -114,27 +162,41 @@ class UnetBlock(nn.Module):
 
 
 class UnetGenerator(nn.Module):
-    def __init__(self, num_downs: int = 8, ngf: int = 64):
+    def __init__(
+        self,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "instance",
+        dropout: bool = False,
+        input_nc: int = 3,
+        output_nc: int = 3,
+    ):
         super().__init__()
-        block = UnetBlock(ngf * 8, ngf * 8, innermost=True)
+        block = UnetBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
         for _ in range(num_downs - 5):
-            block = UnetBlock(ngf * 8, ngf * 8, sub=block)
-        block = UnetBlock(ngf * 4, ngf * 8, sub=block)
-        block = UnetBlock(ngf * 2, ngf * 4, sub=block)
-        block = UnetBlock(ngf, ngf * 2, sub=block)
-        self.model = UnetBlock(3, ngf, in_channels=3, sub=block, outermost=True)
+            block = UnetBlock(ngf * 8, ngf * 8, sub=block, norm=norm, dropout=dropout)
+        block = UnetBlock(ngf * 4, ngf * 8, sub=block, norm=norm)
+        block = UnetBlock(ngf * 2, ngf * 4, sub=block, norm=norm)
+        block = UnetBlock(ngf, ngf * 2, sub=block, norm=norm)
+        self.model = UnetBlock(output_nc, ngf, in_channels=input_nc, sub=block, outermost=True, norm=norm)
 
     def forward(self, x):
         return self.model(x)
 
 
 def randomize(module: nn.Module, seed: int) -> nn.Module:
-    """Official init (normal(0, 0.02) kernels) but random biases, so the bias mapping is tested too."""
+    """Official init (normal(0, 0.02) kernels) but random biases, so the bias mapping is tested too;
+    batch norms get random scales, shifts and running statistics."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in module.named_parameters():
-            std = 0.02 if name.endswith("weight") else 0.05
-            parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+            std = 0.02 if name.endswith("weight") and parameter.ndim == 4 else 0.05
+            center = 1.0 if parameter.ndim == 1 and name.endswith("weight") else 0.0
+            parameter.copy_(center + torch.randn(parameter.shape, generator=generator) * std)
+        for norm in module.modules():
+            if isinstance(norm, nn.BatchNorm2d):
+                norm.running_mean.copy_(torch.randn(norm.running_mean.shape, generator=generator) * 0.1)
+                norm.running_var.copy_(1 + torch.rand(norm.running_var.shape, generator=generator))
     return module
 
 

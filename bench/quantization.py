@@ -1,0 +1,126 @@
+"""Where integer LiteRT files lose quality, and what the export does about it (issue 24).
+
+For a trained generator: PSNR against the Keras model on real test photos and latency, for float32,
+dynamic, int8 (float ends and --uint8-io) and int16x8, each with the export's channel equalization
+(``cyclegan_keras.quantization``) and, for the integer modes, without it; then LiteRT's quantization
+debugger on the int8 file: each op's error in units of its own quantization step (0.29 is the
+rounding floor), the worst first, and what keeping each kind of op in float would give.
+
+    python bench/quantization.py --model runs/zebra/generator_ab.keras --size 64 \
+        --photos ../shared/data/horse2zebra
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import cyclegan_keras.export as export  # noqa: E402
+from cyclegan_keras.images import image_files, resized_images  # noqa: E402
+from cyclegan_keras.quantization import equalize_channels  # noqa: E402
+
+VARIANTS = [(None, False), ("dynamic", False), ("int8", False), ("int8", True), ("int16x8", False)]
+# What the debugger's float-kept variants keep in float: the instance norms' ops, or the convs.
+KEPT = {"norm ops (MEAN, SUB, MUL, RSQRT, ADD)": ["MEAN", "SUB", "MUL", "RSQRT", "ADD"],
+        "convs (CONV_2D, TRANSPOSE_CONV)": ["CONV_2D", "TRANSPOSE_CONV"]}  # fmt: skip
+
+
+def _converter(generator, size, calibration, folder):
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    spec = [tf.TensorSpec([1, size, size, 3], tf.float32, name="images")]
+    archive.add_endpoint(
+        "serving_default", lambda x: {"images": generator(x, training=False)}, input_signature=spec
+    )
+    archive.write_out(folder, verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = export._representative(calibration, False)
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
+    return converter
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True, help="a trained generator (.keras)")
+    parser.add_argument("--photos", default="../shared/data/horse2zebra", help="trainA (calibration), testA")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--calibration", type=int, default=16, help="calibration photos")
+    parser.add_argument("--test", type=int, default=16, help="test photos")
+    parser.add_argument("--worst", type=int, default=12, help="ops listed from the debugger")
+    args = parser.parse_args()
+    generator = keras.saving.load_model(args.model, safe_mode=True)
+    calibration = resized_images(
+        image_files(os.path.join(args.photos, "trainA")), args.size, args.calibration
+    )
+    test = resized_images(image_files(os.path.join(args.photos, "testA")), args.size, args.test)
+    work = tempfile.mkdtemp()
+    identity = export.equalize_channels
+    print(f"{args.model}: {generator.count_params():,} parameters, {args.size} px, {len(calibration)} "
+          f"calibration and {len(test)} test photos\n")  # fmt: skip
+    print("| file | channel scaling | PSNR vs Keras | latency (1 thread) | Keras (TF) |")
+    print("|---|---|---:|---:|---:|")
+    for quantize, uint8_io in VARIANTS:
+        for equalize in (True, False) if quantize in ("int8", "int16x8") else (True,):
+            export.equalize_channels = identity if equalize else (lambda model, photos: model)
+            path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}.tflite")
+            export.export_tflite(generator, path, quantize=quantize, input_size=args.size, uint8_io=uint8_io,
+                                 calibration=calibration)  # fmt: skip
+            result = export.verify_export(generator, path, test, kind="", threads=1)
+            name = (quantize or "float32") + (" --uint8-io" if uint8_io else "")
+            scaled = ("yes" if equalize else "no") if quantize in ("int8", "int16x8") else "-"
+            print(f"| {name} | {scaled} | {result.psnr_db:.1f} dB | "
+                  f"{result.latency_ms:.1f} ms | {result.keras_latency_ms:.1f} ms |", flush=True)  # fmt: skip
+    export.equalize_channels = identity
+
+    for title, model in (
+        ("int8, as exported", equalize_channels(generator, calibration)),
+        ("int8, no equalization", generator),
+    ):
+        converter = _converter(model, args.size, calibration, os.path.join(work, title.replace(" ", "_")))
+        debug = export._representative(test, False)
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug)
+        debugger.run()
+        dump = io.StringIO()
+        debugger.layer_statistics_dump(dump)
+        rows = list(csv.DictReader(io.StringIO(dump.getvalue())))
+        for row in rows:
+            row["levels"] = float(row["mean_squared_error"]) ** 0.5 / float(row["scale"])
+        rows.sort(key=lambda row: -row["levels"])
+        print(f"\n{title}: the ops whose output is furthest from float, in quantization steps (RMS)\n")
+        print("| op | tensor | error (steps) |\n|---|---|---:|")
+        for row in rows[: args.worst]:
+            print(f"| {row['op_name']} | `{row['tensor_name'][-50:]}` | {row['levels']:.2f} |")
+        print(f"\n{title}: PSNR with one kind of op kept in float\n\n| kept in float | PSNR |\n|---|---:|")
+        for name, ops in {"nothing": [], **KEPT}.items():
+            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=ops) if ops else None
+            folder = os.path.join(work, f"{title}-{name}"[:40])
+            quantized = tf.lite.experimental.QuantizationDebugger(
+                converter=_converter(model, args.size, calibration, folder), debug_dataset=debug,
+                debug_options=options,
+            ).get_nondebug_quantized_model()  # fmt: skip
+            path = os.path.join(work, "kept.tflite")
+            with open(path, "wb") as file:
+                file.write(quantized)
+            print(
+                f"| {name} | {export.verify_export(generator, path, test, kind='').psnr_db:.1f} dB |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
