@@ -452,3 +452,17 @@ def test_exporting_a_grayscale_generator_is_refused_in_one_line(tmp_path, capsys
     assert exit_info.value.code == 2
     assert "maps 1 channel(s) to 1" in capsys.readouterr().err
     assert not (tmp_path / "g.tflite").exists()
+
+
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_batch_and_no_norm_generators_translate_in_tiles(norm):
+    """Batch norm at inference is a per-channel scale and shift, so tiles equal the whole photo."""
+    from cyclegan_keras.tiling import TiledGenerator
+
+    keras.utils.set_random_seed(0)
+    model = resnet_generator(2, ngf=8, use_dropout=norm == "batch", style=Style(norm, init_gain=0.3))
+    x = _images((1, 72, 88, 3))
+    totals = []
+    out = TiledGenerator(model)(x[0], 32, "exact", progress=lambda done, total: totals.append(total))
+    assert totals and totals[-1] > 1  # it did go tile by tile
+    np.testing.assert_allclose(out, model(x, training=False)[0], atol=1e-5)
