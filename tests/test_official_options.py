@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 torch = pytest.importorskip("torch")
 
@@ -275,8 +276,6 @@ def test_n_layers_d_alone_keeps_meaning_the_depth():
 
 
 def _colour_images(folder, count, offset):
-    from PIL import Image
-
     folder.mkdir(parents=True)
     for i in range(count):
         Image.new("RGB", (8, 8), (offset + 10 * i, 0, 0)).save(folder / f"{i:02d}.png")
@@ -327,7 +326,8 @@ def test_a_run_with_official_variants_trains_saves_and_resumes(tmp_path, capsys)
             "--ngf", "4", "--ndf", "4", "--load-size", "16", "--crop-size", "16", "--epochs", "1",
             "--epochs-decay", "1", "--steps-per-epoch", "1", "--verbose", "0", "--norm", "batch", "--netd",
             "pixel", "--init-type", "orthogonal", "--dropout", "--lr-policy", "step", "--lr-decay-iters", "1",
-            "--direction", "BtoA", "--serial-batches", "--max-dataset-size", "1"]  # fmt: skip
+            "--direction", "BtoA", "--serial-batches", "--max-dataset-size", "1", "--input-nc", "1",
+            "--output-nc", "1", "--input-pipeline", "python"]  # fmt: skip
     assert main(argv) == 0
     saved = json.loads((out / "config.json").read_text())
     assert {k: saved[k] for k in ("norm", "netd", "init_type", "dropout", "lr_policy", "lr_decay_iters")} == {
@@ -338,6 +338,15 @@ def test_a_run_with_official_variants_trains_saves_and_resumes(tmp_path, capsys)
     generator = keras.saving.load_model(out / "generator_ab.keras", safe_mode=True)
     assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in generator.layers)
     assert any(isinstance(layer, keras.layers.Dropout) for layer in generator.layers)
+    assert (generator.inputs[0].shape[-1], generator.outputs[0].shape[-1]) == (1, 1)
+    grid = np.asarray(Image.open(next((out / "samples").glob("*.png"))))
+    assert grid.shape[-1] == 3 and np.array_equal(grid[..., 0], grid[..., 2])  # gray shown as RGB
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 22, 3), dtype=np.uint8)).save(photo)
+    assert main(["translate", "--model", str(out / "generator_ab.keras"), str(photo), "--out",
+                 str(tmp_path / "t.png")]) == 0  # fmt: skip
+    translated = Image.open(tmp_path / "t.png")
+    assert (translated.mode, translated.size) == ("L", (22, 30))  # a grayscale photo of the same size
     history = (out / "history.csv").read_text().splitlines()
     rates = [float(row.split(",")[history[0].split(",").index("learning_rate")]) for row in history[1:]]
     assert rates == pytest.approx([2e-4, 2e-5])
@@ -368,59 +377,21 @@ def test_unknown_variant_names_are_usage_errors():
         Style(init_type="uniform")
 
 
-def test_grayscale_domains_train_and_translate(tmp_path):
-    """--input-nc 1 --output-nc 1: both pipelines give the official grayscale (luma before resizing), the
-    run trains on it, and its generator turns an RGB photo into a grayscale one of the same size."""
-    from PIL import Image
-
+def test_grayscale_pipelines_convert_before_resizing(tmp_path):
+    """--input-nc 1: both pipelines give the official grayscale, Pillow's luma taken before resizing."""
     from cyclegan_keras.config import Preprocessing
     from cyclegan_keras.data import train_dataset
 
-    rng = np.random.default_rng(0)
-    for split in ("trainA", "trainB"):
-        (tmp_path / "data" / split).mkdir(parents=True)
-        for i in range(2):
-            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
-                tmp_path / "data" / split / f"{i}.png"
-            )
+    a = tmp_path / "trainA"
+    a.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(a / "0.png")
     preprocessing = Preprocessing("resize_and_crop", 16, 16, flip=False)
-    a = tmp_path / "data" / "trainA"
     expected = np.asarray(Image.open(a / "0.png").convert("L").resize((16, 16), Image.BICUBIC))
     python = UnpairedImages(a, a, preprocessing=preprocessing, serial=True, channels=(1, 3))[0]
-    data = next(
-        train_dataset(
-            a, a, preprocessing=preprocessing, serial=True, channels=(1, 3)
-        ).dataset.as_numpy_iterator()
-    )
-    for batch in (python, data):
+    data = train_dataset(a, a, preprocessing=preprocessing, serial=True, channels=(1, 3))
+    for batch in (python, next(data.dataset.as_numpy_iterator())):
         assert (batch[0].shape[-1], batch[1].shape[-1]) == (1, 3)
         np.testing.assert_allclose((batch[0][0, ..., 0] + 1) * 127.5, expected, atol=1e-3)
-
-    out = tmp_path / "run"
-    argv = ["train", "--data-dir", str(tmp_path / "data"), "--out", str(out), "--generator", "resnet_6blocks",
-            "--ngf", "4", "--ndf", "4", "--load-size", "32", "--crop-size", "32", "--epochs", "1",
-            "--epochs-decay", "0", "--steps-per-epoch", "1", "--verbose", "0", "--input-nc", "1",
-            "--output-nc", "1", "--input-pipeline", "python"]  # fmt: skip
-    assert main(argv) == 0
-    grid = np.asarray(Image.open(next((out / "samples").glob("*.png"))))
-    assert grid.shape[-1] == 3 and np.array_equal(grid[..., 0], grid[..., 2])  # gray shown as RGB
-    photo = tmp_path / "photo.png"
-    Image.fromarray(rng.integers(0, 255, (30, 22, 3), dtype=np.uint8)).save(photo)
-    assert (
-        main(
-            [
-                "translate",
-                "--model",
-                str(out / "generator_ab.keras"),
-                str(photo),
-                "--out",
-                str(tmp_path / "t.png"),
-            ]
-        )
-        == 0
-    )
-    translated = Image.open(tmp_path / "t.png")
-    assert (translated.mode, translated.size) == ("L", (22, 30))
 
 
 def test_a_batch_norm_generator_exports_to_litert_and_verifies(tmp_path, photos):

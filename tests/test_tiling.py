@@ -229,7 +229,8 @@ def test_fixed_size_litert_keeps_the_aspect_ratio():
 
         def __init__(self):
             self.dynamic, self.size = False, (32, 32)
-            self.input = {"dtype": np.uint8}
+            self.input = {"dtype": np.uint8, "quantization": (0.0, 0)}  # raw pixels, as LiteRT reports them
+            self.output = {"quantization": (0.0, 0)}
             self.seen = []
 
         def run(self, batch):
