@@ -221,6 +221,7 @@ def _torch_rates(policy, epochs, n_epochs, n_epochs_decay, lr, lr_decay_iters):
     rates = []
     for _ in range(epochs):
         rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()  # the epoch's training (no gradients here), then the scheduler, in PyTorch's order
         scheduler.step(0) if policy == "plateau" else scheduler.step()
     return rates
 
