@@ -175,7 +175,7 @@ def export_tflite(
         raise UsageError(f"quantize must be one of {', '.join(QUANTIZATIONS)} or None; got {quantize!r}")
     if input_size % MULTIPLE or input_size < 8:
         raise UsageError(f"input_size must be a multiple of {MULTIPLE} and at least 8, got {input_size}")
-    integer = quantize in ("int8", "int16x8")
+    integer = quantize in INTEGER_MIN_PSNR
     if integer and not calibration:
         raise UsageError(f"{quantize} quantization needs calibration images (--calibration-dir)")
     if quantize == "int16x8" and uint8_io:

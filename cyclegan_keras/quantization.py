@@ -24,11 +24,12 @@ from cyclegan_keras.layers import InstanceNormalization
 _SMALLEST_SPREAD = 1e-3
 
 
-def _feeding_conv(layer: keras.layers.Layer) -> keras.layers.Layer | None:
-    """The conv or transposed conv whose output reaches ``layer`` through crops only, if any."""
-    source = layer._inbound_nodes[0].input_tensors[0]._keras_history.operation
+def _feeding_conv(producers: dict, layer: keras.layers.Layer) -> keras.layers.Layer | None:
+    """The conv or transposed conv whose output reaches ``layer`` through crops only, if any;
+    ``producers`` maps each layer output's ``id`` to its layer."""
+    source = producers.get(id(layer.input))
     while isinstance(source, keras.layers.Cropping2D):
-        source = source._inbound_nodes[0].input_tensors[0]._keras_history.operation
+        source = producers.get(id(source.input))
     if isinstance(source, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)) and source.use_bias:
         return source
     return None
@@ -49,7 +50,10 @@ def equalize_channels(generator: keras.Model, photos: Sequence[np.ndarray]) -> k
     copy = keras.models.clone_model(generator)
     copy.set_weights(generator.get_weights())
     norms = [layer for layer in copy.layers if isinstance(layer, InstanceNormalization)]
-    fed = [(norm, conv) for norm in norms if (conv := _feeding_conv(norm)) is not None]
+    producers = {
+        id(layer.output): layer for layer in copy.layers if not isinstance(layer, keras.layers.InputLayer)
+    }
+    fed = [(norm, conv) for norm in norms if (conv := _feeding_conv(producers, norm)) is not None]
     if not fed:
         return copy
     probe = keras.Model(copy.inputs, [norm.input for norm, _ in fed])
@@ -63,5 +67,5 @@ def equalize_channels(generator: keras.Model, photos: Sequence[np.ndarray]) -> k
         shape[-2 if isinstance(conv, keras.layers.Conv2DTranspose) else -1] = -1
         conv.set_weights([kernel * factor.reshape(shape).astype("float32"), bias * factor.astype("float32")])
         # The variance grew by factor**2 per channel: so must the epsilon added to it.
-        norm.epsilon = list(np.asarray(norm.epsilon, np.float64) * factor**2 * np.ones_like(factor))
+        norm.epsilon = list(np.asarray(norm.epsilon, np.float64) * factor**2)
     return copy

@@ -86,7 +86,7 @@ def build_discriminator(config: TrainConfig, name: str) -> keras.Model:
     return discriminator(
         config.netd,
         config.ndf,
-        config.discriminator_layers if config.netd == "n_layers" else None,
+        config.discriminator_layers,
         input_channels=config.input_nc if name == "discriminator_a" else config.output_nc,
         name=name,
         style=network_style(config),

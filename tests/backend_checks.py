@@ -26,16 +26,6 @@ LOSS_NAMES = {  # ours -> the official log's
 }
 
 
-def _numpy_state(module):
-    return {key: value.detach().numpy().copy() for key, value in module.state_dict().items()}
-
-
-def _nchw(x):
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-
-
 def _images(seed, shape=(2, 32, 32, 3)):
     return np.random.default_rng(seed).uniform(-1, 1, shape).astype("float32")
 
@@ -63,10 +53,10 @@ def one_step_against_official() -> dict:
     }
     # Official netD_A judges B images: it is our discriminator_b.
     model = CycleGAN(
-        load_official_weights(resnet_generator(2, ngf=8, name="g_ab"), _numpy_state(nets["g_a"])),
-        load_official_weights(resnet_generator(2, ngf=8, name="g_ba"), _numpy_state(nets["g_b"])),
-        load_official_weights(patchgan_discriminator(ndf=8, name="d_a"), _numpy_state(nets["d_b"])),
-        load_official_weights(patchgan_discriminator(ndf=8, name="d_b"), _numpy_state(nets["d_a"])),
+        load_official_weights(resnet_generator(2, ngf=8, name="g_ab"), ref.numpy_state(nets["g_a"])),
+        load_official_weights(resnet_generator(2, ngf=8, name="g_ba"), ref.numpy_state(nets["g_b"])),
+        load_official_weights(patchgan_discriminator(ndf=8, name="d_a"), ref.numpy_state(nets["d_b"])),
+        load_official_weights(patchgan_discriminator(ndf=8, name="d_b"), ref.numpy_state(nets["d_a"])),
     )
     model.compile()
     ours_by_key = {
@@ -78,10 +68,10 @@ def one_step_against_official() -> dict:
     before = {key: _flat(net.get_weights()) for key, net in ours_by_key.items()}
     a, b = _images(20), _images(21)
     logs = model.train_on_batch(a, b, return_dict=True)
-    expected = ref.official_step(nets["g_a"], nets["g_b"], nets["d_a"], nets["d_b"], _nchw(a), _nchw(b))
+    expected = ref.official_step(nets["g_a"], nets["g_b"], nets["d_a"], nets["d_b"], ref.nchw(a), ref.nchw(b))
     gaps = {}
     for key, net in ours_by_key.items():
-        official = load_official_weights(keras.models.clone_model(net), _numpy_state(nets[key]))
+        official = load_official_weights(keras.models.clone_model(net), ref.numpy_state(nets[key]))
         ours = _flat(net.get_weights()) - before[key]
         theirs = _flat(official.get_weights()) - before[key]
         gaps[key] = float(np.linalg.norm(ours - theirs) / np.linalg.norm(theirs))

@@ -34,18 +34,6 @@ from tests.conftest import photo_subset  # noqa: E402
 README = os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")
 
 
-def _state(module):
-    return {key: value.detach().numpy().copy() for key, value in module.state_dict().items()}
-
-
-def _nchw(x):
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-
-
-def _nhwc(t):
-    return t.detach().numpy().transpose(0, 2, 3, 1)
-
-
 def _images(shape, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, shape).astype("float32")
 
@@ -110,12 +98,12 @@ def test_forward_parity_of_the_variants(name):
     (the batch's statistics) give the official outputs."""
     torch_net, keras_net, shape = NETWORKS[name]
     reference = ref.randomize(torch_net(), seed=7)
-    model = load_official_weights(keras_net(), _state(reference))
+    model = load_official_weights(keras_net(), ref.numpy_state(reference))
     x = _images(shape)
-    expected = _nhwc(reference.eval()(_nchw(x)))
+    expected = ref.nhwc(reference.eval()(ref.nchw(x)))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=False)), expected, atol=1e-4)
     if "batch" in name and "dropout" not in name:
-        trained = _nhwc(reference.train()(_nchw(x)))
+        trained = ref.nhwc(reference.train()(ref.nchw(x)))
         assert np.abs(trained - expected).max() > 1e-3  # the two modes differ, so both are checked
         np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x, training=True)), trained, atol=1e-4)
 
@@ -152,7 +140,7 @@ def test_load_official_generator_reads_the_variant_from_the_checkpoint(
     assert any(n.endswith("_dropout") for n in names) == dropout
     assert (model.inputs[0].shape[-1], model.outputs[0].shape[-1]) == channels
     x = _images((1, 32, 32, channels[0]), seed=9)
-    np.testing.assert_allclose(model(x), _nhwc(reference(_nchw(x))), atol=1e-4)
+    np.testing.assert_allclose(model(x), ref.nhwc(reference(ref.nchw(x))), atol=1e-4)
 
 
 def _torch_init(weight, init_type, gain):

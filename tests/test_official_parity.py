@@ -17,18 +17,6 @@ from cyclegan_keras import (  # noqa: E402
 from tests import torch_reference as ref  # noqa: E402
 
 
-def _numpy_state(module):
-    return {key: value.detach().numpy().copy() for key, value in module.state_dict().items()}
-
-
-def _nchw(x):
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-
-
-def _nhwc(t):
-    return t.detach().numpy().transpose(0, 2, 3, 1)
-
-
 def _images(seed, shape=(2, 32, 32, 3)):
     return np.random.default_rng(seed).uniform(-1, 1, shape).astype("float32")
 
@@ -45,9 +33,9 @@ def _images(seed, shape=(2, 32, 32, 3)):
 )
 def test_forward_parity_with_official_weights(torch_net, keras_net, shape):
     reference = ref.randomize(torch_net(), seed=3).eval()
-    model = load_official_weights(keras_net(), _numpy_state(reference))
+    model = load_official_weights(keras_net(), ref.numpy_state(reference))
     x = _images(0, shape)
-    expected = _nhwc(reference(_nchw(x)))
+    expected = ref.nhwc(reference(ref.nchw(x)))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), expected, atol=1e-4, rtol=0)
 
 
@@ -60,25 +48,25 @@ def test_load_official_generator_infers_architecture_and_drops_norm_buffers(tmp_
     gen = load_official_generator(tmp_path / "g.pth")
     assert sum(layer.name.endswith("_conv_1") for layer in gen.layers) == 6
     x = _images(5)
-    np.testing.assert_allclose(gen(x), _nhwc(reference(_nchw(x))), atol=1e-4)
+    np.testing.assert_allclose(gen(x), ref.nhwc(reference(ref.nchw(x))), atol=1e-4)
 
-    np.savez(tmp_path / "g.npz", **_numpy_state(reference))
+    np.savez(tmp_path / "g.npz", **ref.numpy_state(reference))
     np.testing.assert_allclose(load_official_generator(tmp_path / "g.npz")(x), gen(x), atol=1e-6)
 
     unet = ref.randomize(ref.UnetGenerator(num_downs=5, ngf=4), seed=6).eval()
-    np.savez(tmp_path / "u.npz", **_numpy_state(unet))
+    np.savez(tmp_path / "u.npz", **ref.numpy_state(unet))
     gen = load_official_generator(tmp_path / "u.npz")
-    np.testing.assert_allclose(gen(x), _nhwc(unet(_nchw(x))), atol=1e-4)
+    np.testing.assert_allclose(gen(x), ref.nhwc(unet(ref.nchw(x))), atol=1e-4)
 
 
 def test_mismatched_checkpoint_names_missing_and_unexpected_keys():
-    state = _numpy_state(ref.ResnetGenerator(ngf=8, n_blocks=2))
+    state = ref.numpy_state(ref.ResnetGenerator(ngf=8, n_blocks=2))
     state["model.99.weight"] = np.zeros(1)
     del state["model.1.bias"]
     with pytest.raises(ValueError, match=r"model\.1\.bias.*model\.99\.weight"):
         load_official_weights(resnet_generator(2, ngf=8), state)
     with pytest.raises(ValueError, match="does not fit"):
-        load_official_weights(resnet_generator(3, ngf=8), _numpy_state(ref.ResnetGenerator(8, 2)))
+        load_official_weights(resnet_generator(3, ngf=8), ref.numpy_state(ref.ResnetGenerator(8, 2)))
 
 
 def test_one_train_step_matches_official_step():

@@ -184,6 +184,21 @@ class UnetGenerator(nn.Module):
         return self.model(x)
 
 
+def numpy_state(module: nn.Module) -> dict:
+    """A module's state dict as numpy arrays (what ``load_official_weights`` takes)."""
+    return {key: value.detach().numpy().copy() for key, value in module.state_dict().items()}
+
+
+def nchw(x):
+    """A channels-last numpy batch as a channels-first torch tensor."""
+    return torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+
+
+def nhwc(t):
+    """A channels-first torch tensor as a channels-last numpy batch."""
+    return t.detach().numpy().transpose(0, 2, 3, 1)
+
+
 def randomize(module: nn.Module, seed: int) -> nn.Module:
     """Official init (normal(0, 0.02) kernels) but random biases, so the bias mapping is tested too;
     batch norms get random scales, shifts and running statistics."""
