@@ -172,6 +172,27 @@ def mixed_precision() -> dict:
     return found
 
 
+def official_variants() -> dict:
+    """Two steps of a CycleGAN with the variants whose state differs by backend: batch norm (its moving
+    statistics update inside the step), grayscale A and RGB B (pools of 1- and 3-channel images), a pixel
+    discriminator."""
+    from cyclegan_keras.config import TrainConfig
+    from cyclegan_keras.training import build_cyclegan
+
+    config = TrainConfig(generator="resnet_6blocks", ngf=4, ndf=4, crop_size=16, load_size=16, norm="batch",
+                         netd="pixel", input_nc=1, output_nc=3, lambda_identity=0, pool_size=2)  # fmt: skip
+    model = build_cyclegan(config)
+    norm = model.generator_ab.get_layer("norm_in")
+    before = keras.ops.convert_to_numpy(norm.moving_mean).copy()
+    a, b = _images(7, (2, 16, 16, 1)), _images(8, (2, 16, 16, 3))
+    history = model.fit(a, y=b, batch_size=1, epochs=1, verbose=0)
+    return {
+        "moving_mean_change": float(np.abs(keras.ops.convert_to_numpy(norm.moving_mean) - before).max()),
+        "losses_finite": all(np.isfinite(values[-1]) for values in history.history.values()),
+        "pool_channels": [int(pool.images.shape[-1]) for pool in (model.pool_a, model.pool_b)],
+    }
+
+
 def keras_file_from_tensorflow(work: str) -> float:
     """The largest difference between TensorFlow's outputs of ``work/generator.keras`` (saved there with
     the inputs and outputs in ``work/generator.npz``) and this backend's."""
@@ -219,6 +240,7 @@ if __name__ == "__main__":
         "checkpoint": checkpoint_round_trip(work),
         "run": few_step_run(work, data_dir),
         "mixed": mixed_precision(),
+        "variants": official_variants(),
         "keras_file": keras_file_from_tensorflow(work),
         "tiled": tiled_translation(work),
         "tensorflow_imported": "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "constant"),

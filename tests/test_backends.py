@@ -170,3 +170,12 @@ def test_a_backend_that_is_not_installed_or_not_the_running_one_is_refused(tmp_p
         main([*args, "--backend", "torch"])  # this process's Keras runs on TensorFlow
     assert exit_info.value.code == 2 and "Keras already runs on tensorflow" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_official_variants_train_on_the_other_backend(other):
+    """Batch norm's moving statistics update inside the backend's step; each pool holds its domain's
+    channels (grayscale A, RGB B)."""
+    _, _, results = other
+    variants = results["variants"]
+    assert variants["moving_mean_change"] > 0 and variants["losses_finite"]
+    assert variants["pool_channels"] == [1, 3]
