@@ -4,7 +4,9 @@ For a trained generator: PSNR against the Keras model on real test photos and la
 dynamic, int8 (float ends and --uint8-io) and int16x8, each with the export's channel equalization
 (``cyclegan_keras.quantization``) and, for the integer modes, without it; then LiteRT's quantization
 debugger on the int8 file: each op's error in units of its own quantization step (0.29 is the
-rounding floor), the worst first, and what keeping each kind of op in float would give.
+rounding floor), the worst first, and what keeping each kind of op (or the last norm's ops) in float
+would give; last, how heavy-tailed each instance norm's input is, which is what an 8-bit grid per
+tensor cannot hold.
 
     python bench/quantization.py --model runs/zebra/generator_ab.keras --size 64 \
         --photos ../shared/data/horse2zebra
@@ -22,10 +24,12 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import cyclegan_keras.export as export  # noqa: E402
-from cyclegan_keras.images import image_files, resized_images  # noqa: E402
+from cyclegan_keras.images import image_files, resized_images, to_float  # noqa: E402
+from cyclegan_keras.layers import InstanceNormalization  # noqa: E402
 from cyclegan_keras.quantization import equalize_channels  # noqa: E402
 
 VARIANTS = [(None, False), ("dynamic", False), ("int8", False), ("int8", True), ("int16x8", False)]
@@ -76,7 +80,7 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for quantize, uint8_io in VARIANTS:
         for equalize in (True, False) if quantize in ("int8", "int16x8") else (True,):
-            export.equalize_channels = identity if equalize else (lambda model, photos: model)
+            export.equalize_channels = identity if equalize else (lambda model, photos, target: model)
             path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}.tflite")
             export.export_tflite(generator, path, quantize=quantize, input_size=args.size, uint8_io=uint8_io,
                                  calibration=calibration)  # fmt: skip
@@ -88,7 +92,7 @@ def main() -> None:
     export.equalize_channels = identity
 
     for title, model in (
-        ("int8, as exported", equalize_channels(generator, calibration)),
+        ("int8, as exported", equalize_channels(generator, calibration, "range")),
         ("int8, no equalization", generator),
     ):
         converter = _converter(model, args.size, calibration, os.path.join(work, title.replace(" ", "_")))
@@ -105,9 +109,12 @@ def main() -> None:
         print("| op | tensor | error (steps) |\n|---|---|---:|")
         for row in rows[: args.worst]:
             print(f"| {row['op_name']} | `{row['tensor_name'][-50:]}` | {row['levels']:.2f} |")
+        last = [layer.name for layer in model.layers if isinstance(layer, InstanceNormalization)][-1]
+        nodes = [row["tensor_name"] for row in rows if f"/{last}_1/" in row["tensor_name"]]
         print(f"\n{title}: PSNR with one kind of op kept in float\n\n| kept in float | PSNR |\n|---|---:|")
-        for name, ops in {"nothing": [], **KEPT}.items():
-            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=ops) if ops else None
+        for name, ops in {"nothing": [], **KEPT, f"the last norm's ops (`{last}`)": nodes}.items():
+            kind = "denylisted_nodes" if name.startswith("the last") else "denylisted_ops"
+            options = tf.lite.experimental.QuantizationDebugOptions(**{kind: ops}) if ops else None
             folder = os.path.join(work, f"{title}-{name}"[:40])
             quantized = tf.lite.experimental.QuantizationDebugger(
                 converter=_converter(model, args.size, calibration, folder), debug_dataset=debug,
@@ -120,6 +127,30 @@ def main() -> None:
                 f"| {name} | {export.verify_export(generator, path, test, kind='').psnr_db:.1f} dB |",
                 flush=True,
             )
+    _tails(generator, calibration)
+
+
+def _tails(generator, calibration) -> None:
+    """Per instance norm: its input's largest deviation and the share of its variance beyond 6 sigma
+    (medians over photos and channels), and how many 8-bit levels one sigma gets when the tensor's
+    range is its calibration range (channels equalized as the export does)."""
+    even = equalize_channels(generator, calibration, "range")
+    norms = [layer for layer in even.layers if isinstance(layer, InstanceNormalization)]
+    outputs = keras.Model(even.input, [n.input for n in norms]).predict(
+        to_float(np.stack(calibration)), verbose=0, batch_size=4
+    )
+    print("\nInstance norm inputs (equalized), over the calibration photos\n")
+    print("| norm | largest deviation (sigma) | variance beyond 6 sigma | levels per sigma |")
+    print("|---|---:|---:|---:|")
+    for norm, values in zip(norms, outputs):
+        values = np.asarray(values, np.float64)
+        centred = values - values.mean(axis=(1, 2), keepdims=True)
+        sigma = centred.std(axis=(1, 2), keepdims=True) + 1e-12
+        z = centred / sigma
+        beyond = ((z**2) * (np.abs(z) > 6)).sum(axis=(1, 2)) / (z**2).sum(axis=(1, 2))
+        levels = 255 * np.median(sigma) / (values.max() - values.min())
+        print(f"| {norm.name} | {np.median(np.abs(z).max(axis=(1, 2))):.1f} | "
+              f"{np.median(beyond):.0%} | {levels:.1f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

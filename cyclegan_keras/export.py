@@ -184,7 +184,7 @@ def export_tflite(
             "--uint8-io, or use --quantize int8 --uint8-io for an 8-bit integer-only file"
         )
     if integer:  # channels 100x apart break 16-bit norms too (19 dB; 40+ equalized, tested)
-        generator = equalize_channels(generator, calibration)
+        generator = equalize_channels(generator, calibration, "range" if quantize == "int8" else "spread")
     # An integer file's uint8 ends are the converter's own (quantized input and output tensors); a
     # float file's are a cast inside the graph.
     graph_uint8 = uint8_io and not integer

@@ -1,13 +1,15 @@
-"""Generators prepared for integer LiteRT files: every instance norm's input channels brought to one scale.
+"""Generators prepared for integer LiteRT files: every instance norm's input channels brought to one range.
 
-Integer LiteRT files quantize each activation tensor with one scale for all its channels. An instance
-norm squares its centred input and averages it per channel: where one channel's spread is 100 times
-another's, the small channel's variance is a level or two of that shared scale, and its ``rsqrt``
-blows up the error (measured with LiteRT's quantization debugger: 9.6 levels of error at one norm's
-``RSQRT`` against 0.3 everywhere else, ``docs/benchmarks.md``). An instance norm's output does not
-change when a channel of its input is scaled, so the conv that feeds it can take a per-channel factor
-that brings every channel's typical spread to 1, and the norm a per-channel epsilon scaled alike: the
-float result is the same (to float32 round-off), and the 8-bit one loses far less.
+Integer LiteRT files quantize each activation tensor with one scale and zero point for all its
+channels, set by the tensor's minimum and maximum on the calibration photos. Where one channel of an
+instance norm's input spans 100 times the range of another, or sits far off zero, the small or
+off-centre channels get a few levels of that shared grid, and the norm's squared deviations and
+``rsqrt`` blow the error up (measured with LiteRT's quantization debugger, ``docs/benchmarks.md``). An
+instance norm's output does not change when a channel of its input is scaled by a positive factor or
+shifted, so the conv that feeds it can take a per-channel factor and offset that bring every channel's
+calibration range to [-1, 1] (int8 files), or its typical standard deviation to 1 (int16x8 files), and
+the norm a per-channel epsilon scaled alike: the float result is the same (to float32 round-off), and
+the integer one loses far less.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from cyclegan_keras.errors import UsageError
 from cyclegan_keras.images import to_float
 from cyclegan_keras.layers import InstanceNormalization
 
-# Channels whose typical spread is below this are left near their scale: nothing to resolve there.
-_SMALLEST_SPREAD = 1e-3
+# Channels whose range or spread is below this are left near their scale: nothing to resolve there.
+_NARROWEST = 1e-3
+TARGETS = ("range", "spread")
+# Photos run through the generator at once while measuring ranges: bounds memory at full size.
+_BATCH = 4
 
 
 def _feeding_conv(producers: dict, layer: keras.layers.Layer) -> keras.layers.Layer | None:
@@ -35,18 +41,49 @@ def _feeding_conv(producers: dict, layer: keras.layers.Layer) -> keras.layers.La
     return None
 
 
-def equalize_channels(generator: keras.Model, photos: Sequence[np.ndarray]) -> keras.Model:
-    """A copy of ``generator`` whose instance norms see every input channel at a typical spread of 1.
+def _channel_statistics(probe: keras.Model, photos: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Per output of ``probe`` on ``photos``: each channel's minimum and maximum over all pixels
+    (``lo``, ``hi``) and its standard deviation over each photo (``spread``, photos x channels)."""
+    statistics = None
+    for start in range(0, len(photos), _BATCH):
+        outputs = probe(to_float(np.stack(photos[start : start + _BATCH])), training=False)
+        batch = [
+            {
+                "lo": np.asarray(keras.ops.min(y, axis=(0, 1, 2)), np.float64),
+                "hi": np.asarray(keras.ops.max(y, axis=(0, 1, 2)), np.float64),
+                "spread": np.asarray(keras.ops.std(y, axis=(1, 2)), np.float64),
+            }
+            for y in (outputs if isinstance(outputs, (list, tuple)) else [outputs])
+        ]
+        statistics = batch if statistics is None else [
+            {"lo": np.minimum(old["lo"], new["lo"]), "hi": np.maximum(old["hi"], new["hi"]),
+             "spread": np.concatenate([old["spread"], new["spread"]])}
+            for old, new in zip(statistics, batch)
+        ]  # fmt: skip
+    return statistics
 
-    Each conv that feeds an instance norm (directly or through crops) has its output channels scaled by
-    ``1 / s``, where ``s`` is the channel's spread (standard deviation over the image) on ``photos``,
-    median over the photos, and the norm's epsilon by ``1 / s**2``: the outputs equal the original's to
-    float32 round-off. Generators without instance norms come back as an unchanged copy.
+
+def equalize_channels(
+    generator: keras.Model, photos: Sequence[np.ndarray], target: str = "range"
+) -> keras.Model:
+    """A copy of ``generator`` whose instance norms see every input channel on one scale.
+
+    Each conv that feeds an instance norm (directly or through crops) has its output channels mapped
+    to that scale, and the norm's epsilon multiplied by the square of the channel's factor: the outputs
+    equal the original's to float32 round-off. Generators without instance norms come back as an
+    unchanged copy.
 
     Args:
         generator: a functional generator of this package.
         photos: ``uint8`` calibration photos ``[H, W, 3]`` of one size.
+        target: ``"range"``: every channel's minimum and maximum on ``photos`` (what LiteRT's
+            calibration sees) become -1 and 1, for int8 files (8-bit grids with a zero point);
+            ``"spread"``: every channel's standard deviation over a photo becomes 1 (median over
+            ``photos``), for int16x8 files, whose symmetric 16-bit grids have levels to spare but
+            must still resolve each channel's variance in the norm (measured in docs/benchmarks.md).
     """
+    if target not in TARGETS:
+        raise UsageError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
     copy = keras.models.clone_model(generator)
     copy.set_weights(generator.get_weights())
     norms = [layer for layer in copy.layers if isinstance(layer, InstanceNormalization)]
@@ -56,16 +93,22 @@ def equalize_channels(generator: keras.Model, photos: Sequence[np.ndarray]) -> k
     fed = [(norm, conv) for norm in norms if (conv := _feeding_conv(producers, norm)) is not None]
     if not fed:
         return copy
-    probe = keras.Model(copy.inputs, [norm.input for norm, _ in fed])
-    inputs = probe.predict(to_float(np.stack(photos)), verbose=0, batch_size=4)
-    for (norm, conv), values in zip(fed, inputs if isinstance(inputs, list) else [inputs]):
-        spread = np.median(np.asarray(values, np.float64).std(axis=(1, 2)), axis=0)
-        factor = 1.0 / np.maximum(spread, _SMALLEST_SPREAD)
+    probe = keras.Model(copy.input, [norm.input for norm, _ in fed])
+    for (norm, conv), stats in zip(fed, _channel_statistics(probe, photos)):
+        if target == "range":
+            factor = 2.0 / np.maximum(stats["hi"] - stats["lo"], _NARROWEST)
+            centre = (stats["lo"] + stats["hi"]) / 2
+        else:
+            factor = 1.0 / np.maximum(np.median(stats["spread"], axis=0), _NARROWEST)
+            centre = 0.0
         kernel, bias = conv.get_weights()
         # Output channels: the last kernel axis of a conv, the one before it of a transposed conv.
         shape = [1] * kernel.ndim
         shape[-2 if isinstance(conv, keras.layers.Conv2DTranspose) else -1] = -1
-        conv.set_weights([kernel * factor.reshape(shape).astype("float32"), bias * factor.astype("float32")])
+        conv.set_weights([
+            kernel * factor.reshape(shape).astype("float32"),
+            ((bias - centre) * factor).astype("float32"),
+        ])  # fmt: skip
         # The variance grew by factor**2 per channel: so must the epsilon added to it.
         norm.epsilon = list(np.asarray(norm.epsilon, np.float64) * factor**2)
     return copy

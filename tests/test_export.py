@@ -214,8 +214,9 @@ def test_convert_official_checkpoint(tmp_path):
 
 
 def _unequal_generator(seed: int) -> keras.Model:
-    """A random generator whose instance norms see channels 100x apart (what trained ones do): each
-    conv's odd output channels scaled up. The norms undo it, so its float outputs are unchanged."""
+    """A random generator whose instance norms see channels 100x apart and off centre (what trained
+    ones do): each conv's odd output channels scaled up, every third shifted. The norms undo both, so
+    its float outputs are unchanged."""
     keras.utils.set_random_seed(seed)
     model = resnet_generator(1, ngf=8, name="generator_ab")
     for layer in model.layers:
@@ -224,26 +225,35 @@ def _unequal_generator(seed: int) -> keras.Model:
             and layer.name != "conv_out"
         ):
             kernel, bias = layer.get_weights()
-            factor = np.where(np.arange(bias.shape[0]) % 2, 100.0, 1.0).astype("float32")
+            channel = np.arange(bias.shape[0])
+            factor = np.where(channel % 2, 100.0, 1.0).astype("float32")
+            offset = np.where(channel % 3, 0.0, 20.0).astype("float32")
             shape = [1, 1, -1, 1] if isinstance(layer, keras.layers.Conv2DTranspose) else [1, 1, 1, -1]
-            layer.set_weights([kernel * factor.reshape(shape), bias * factor])
+            layer.set_weights([kernel * factor.reshape(shape), (bias + offset) * factor])
     return model
 
 
-def test_equalize_channels_keeps_the_outputs_and_evens_the_norm_inputs(photo_dir):
+@pytest.mark.parametrize("target", ["range", "spread"])
+def test_equalize_channels_keeps_the_outputs_and_brings_norm_inputs_to_one_scale(photo_dir, target):
     from cyclegan_keras.export import verification_photos
     from cyclegan_keras.layers import InstanceNormalization
     from cyclegan_keras.quantization import equalize_channels
 
     model = _unequal_generator(3)
     photos = verification_photos(photo_dir, SIZE)
-    even = equalize_channels(model, photos)
+    even = equalize_channels(model, photos, target)
     x = np.stack(photos).astype("float32") / 127.5 - 1
     np.testing.assert_allclose(even(x), model(x), atol=1e-4)
     norms = [layer for layer in even.layers if isinstance(layer, InstanceNormalization)]
-    for inputs in keras.Model(even.inputs, [n.input for n in norms]).predict(x, verbose=0):
-        spread = np.median(np.asarray(inputs).std(axis=(1, 2)), axis=0)
-        np.testing.assert_allclose(spread, 1.0, rtol=0.05)
+    for inputs in keras.Model(even.input, [n.input for n in norms]).predict(x, verbose=0):
+        inputs = np.asarray(inputs)
+        if target == "range":  # every channel spans the calibration photos' [-1, 1]: one int8 grid
+            np.testing.assert_allclose(inputs.min(axis=(0, 1, 2)), -1.0, atol=1e-3)
+            np.testing.assert_allclose(inputs.max(axis=(0, 1, 2)), 1.0, atol=1e-3)
+        else:
+            np.testing.assert_allclose(np.median(inputs.std(axis=(1, 2)), axis=0), 1.0, rtol=0.05)
+    with pytest.raises(ValueError, match="target must be one of range, spread"):
+        equalize_channels(model, photos, "max")
 
 
 def test_int8_files_gain_from_even_channels_and_int16x8_keeps_the_look(photo_dir, tmp_path, monkeypatch):
@@ -256,7 +266,7 @@ def test_int8_files_gain_from_even_channels_and_int16x8_keeps_the_look(photo_dir
     options = {"input_size": SIZE, "verify_dir": photo_dir, "calibration_dir": photo_dir, "verbose": False}
     even = export_generator(path, "tflite", tmp_path / "even.tflite", quantize="int8", **options)
     deep = export_generator(path, "tflite", tmp_path / "deep.tflite", quantize="int16x8", **options)
-    monkeypatch.setattr(export, "equalize_channels", lambda generator, photos: generator)
+    monkeypatch.setattr(export, "equalize_channels", lambda generator, photos, target: generator)
     monkeypatch.setattr(export, "INTEGER_MIN_PSNR", {"int8": 0.0, "int16x8": 0.0})
     uneven = export_generator(path, "tflite", tmp_path / "uneven.tflite", quantize="int8", **options)
     assert even.psnr_db > uneven.psnr_db + 6, (even.psnr_db, uneven.psnr_db)
