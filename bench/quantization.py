@@ -2,11 +2,12 @@
 
 For a trained generator: PSNR against the Keras model on real test photos and latency, for float32,
 dynamic, int8 (float ends and --uint8-io) and int16x8, each with the export's channel equalization
-(``cyclegan_keras.quantization``) and, for the integer modes, without it; then LiteRT's quantization
-debugger on the int8 file: each op's error in units of its own quantization step (0.29 is the
-rounding floor), the worst first, and what keeping each kind of op (or the last norm's ops) in float
-would give; last, how heavy-tailed each instance norm's input is, which is what an 8-bit grid per
-tensor cannot hold.
+(``cyclegan_keras.quantization``) and, for the integer modes, without it; int8 also with LiteRT's
+own min/max ranges instead of the export's least-error ones (``cyclegan_keras.calibration``). Then
+LiteRT's quantization debugger on the int8 file (equalized, LiteRT's ranges): each op's error in
+units of its own quantization step (0.29 is the rounding floor), the worst first, and what keeping
+each kind of op (or the last norm's ops) in float would give; last, how heavy-tailed each instance
+norm's input is, which is what an 8-bit grid per tensor cannot hold.
 
     python bench/quantization.py --model runs/zebra/generator_ab.keras --size 64 \
         --photos ../shared/data/horse2zebra
@@ -73,26 +74,30 @@ def main() -> None:
     )
     test = resized_images(image_files(os.path.join(args.photos, "testA")), args.size, args.test)
     work = tempfile.mkdtemp()
-    identity = export.equalize_channels
+    scaling, ranging = export.equalize_channels, export.least_error_ranges
     print(f"{args.model}: {generator.count_params():,} parameters, {args.size} px, {len(calibration)} "
           f"calibration and {len(test)} test photos\n")  # fmt: skip
-    print("| file | channel scaling | PSNR vs Keras | latency (1 thread) | Keras (TF) |")
-    print("|---|---|---:|---:|---:|")
+    print("| file | channel scaling | int8 ranges | PSNR vs Keras | latency (1 thread) | Keras (TF) |")
+    print("|---|---|---|---:|---:|---:|")
     for quantize, uint8_io in VARIANTS:
-        for equalize in (True, False) if quantize in ("int8", "int16x8") else (True,):
-            export.equalize_channels = identity if equalize else (lambda model, photos, target: model)
-            path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}.tflite")
+        scalings = (True, False) if quantize in ("int8", "int16x8") else (True,)
+        rangings = (True, False) if quantize == "int8" else (True,)
+        for equalize, least in [(e, r) for e in scalings for r in rangings]:
+            export.equalize_channels = scaling if equalize else (lambda model, photos, target: model)
+            export.least_error_ranges = ranging if least else (lambda calibrated, inputs: calibrated)
+            path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}-{least}.tflite")
             export.export_tflite(generator, path, quantize=quantize, input_size=args.size, uint8_io=uint8_io,
                                  calibration=calibration)  # fmt: skip
             result = export.verify_export(generator, path, test, kind="", threads=1)
             name = (quantize or "float32") + (" --uint8-io" if uint8_io else "")
             scaled = ("yes" if equalize else "no") if quantize in ("int8", "int16x8") else "-"
-            print(f"| {name} | {scaled} | {result.psnr_db:.1f} dB | "
+            ranges = ("least error" if least else "min/max") if quantize == "int8" else "-"
+            print(f"| {name} | {scaled} | {ranges} | {result.psnr_db:.1f} dB | "
                   f"{result.latency_ms:.1f} ms | {result.keras_latency_ms:.1f} ms |", flush=True)  # fmt: skip
-    export.equalize_channels = identity
+    export.equalize_channels, export.least_error_ranges = scaling, ranging
 
     for title, model in (
-        ("int8, as exported", equalize_channels(generator, calibration, "range")),
+        ("int8, equalized (LiteRT's ranges)", equalize_channels(generator, calibration, "range")),
         ("int8, no equalization", generator),
     ):
         converter = _converter(model, args.size, calibration, os.path.join(work, title.replace(" ", "_")))
