@@ -2,15 +2,15 @@
 
 LiteRT's converter gives each int8 activation tensor the range from its minimum to its maximum on
 the calibration photos. A generator's activations are heavy-tailed (the last up-sampling norm's input
-reaches about 30 standard deviations, and values beyond 6 hold half its variance: ``bench/
+reaches 16 standard deviations, and values beyond 6 hold half its variance: ``bench/
 quantization.py``), so that range spends the 256 levels on a few pixels and leaves the bulk a
 handful. Here the converter's calibrated float model runs on the calibration photos with every
 tensor kept, and each image-shaped tensor gets the fraction of its full range (1 down to 0.15) whose
-rounding and clipping error over sampled values is least, as TensorRT's and ONNX Runtime's MSE
-calibrators do; per-channel statistics (means, variances) keep their full range. Measured on a
-trained generator: +1.0 dB at 64 px, +1.7 dB at 256 px (``docs/benchmarks.md``). The pass also gives
-every tensor its own range: the converter's calibration recorded the residual blocks' norm outputs
-with the range of the sum they feed.
+rounding and clipping error over sampled values is least (what quantization toolkits call MSE
+calibration); per-channel statistics (means, variances) keep their full range. Measured on a
+trained generator: +0.7 to +1.0 dB at 64 px, +1.6 dB at 256 px (``docs/benchmarks.md``). The pass
+also gives every tensor its own range: the converter's calibration recorded the residual blocks'
+norm outputs with the range of the sum they feed.
 """
 
 from __future__ import annotations
