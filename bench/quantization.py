@@ -2,9 +2,9 @@
 
 For a trained generator: PSNR against the Keras model on real test photos and latency, for float32,
 dynamic, int8 (float ends and --uint8-io) and int16x8, each with the export's channel equalization
-(``cyclegan_keras.quantization``) and, for the integer modes, without it; int8 also with LiteRT's
-own min/max ranges instead of the export's least-error ones (``cyclegan_keras.calibration``). Then
-LiteRT's quantization debugger on the int8 file (equalized, LiteRT's ranges): each op's error in
+(``cyclegan_keras.quantization``) and, for the integer modes, without it; int8 step by step (none,
+channel ranges, least-error activation ranges from ``cyclegan_keras.calibration``, sign-split norms).
+Then LiteRT's quantization debugger on the int8 file (LiteRT's own ranges): each op's error in
 units of its own quantization step (0.29 is the rounding floor), the worst first, and what keeping
 each kind of op (or the last norm's ops) in float would give; last, how heavy-tailed each instance
 norm's input is, which is what an 8-bit grid per tensor cannot hold.
@@ -31,9 +31,11 @@ import tensorflow as tf  # noqa: E402
 import cyclegan_keras.export as export  # noqa: E402
 from cyclegan_keras.images import image_files, resized_images, to_float  # noqa: E402
 from cyclegan_keras.layers import InstanceNormalization  # noqa: E402
-from cyclegan_keras.quantization import equalize_channels  # noqa: E402
+from cyclegan_keras.quantization import equalize_channels, split_norms  # noqa: E402
 
 VARIANTS = [(None, False), ("dynamic", False), ("int8", False), ("int8", True), ("int16x8", False)]
+# The int8 export's steps, cumulative: channel scaling, least-error ranges, sign-split norms.
+STEPS = [(False, False, False), (True, False, False), (True, True, False), (True, True, True)]
 # What the debugger's float-kept variants keep in float: the instance norms' ops, or the convs.
 KEPT = {"norm ops (MEAN, SUB, MUL, RSQRT, ADD)": ["MEAN", "SUB", "MUL", "RSQRT", "ADD"],
         "convs (CONV_2D, TRANSPOSE_CONV)": ["CONV_2D", "TRANSPOSE_CONV"]}  # fmt: skip
@@ -74,30 +76,37 @@ def main() -> None:
     )
     test = resized_images(image_files(os.path.join(args.photos, "testA")), args.size, args.test)
     work = tempfile.mkdtemp()
-    scaling, ranging = export.equalize_channels, export.least_error_ranges
+    exported = export.equalize_channels, export.least_error_ranges, export.split_norms
     print(f"{args.model}: {generator.count_params():,} parameters, {args.size} px, {len(calibration)} "
           f"calibration and {len(test)} test photos\n")  # fmt: skip
-    print("| file | channel scaling | int8 ranges | PSNR vs Keras | latency (1 thread) | Keras (TF) |")
-    print("|---|---|---|---:|---:|---:|")
+    print("| file | channel scaling | int8 ranges | sign-split norms | PSNR vs Keras | latency (1 thread) "
+          "| Keras (TF) |\n|---|---|---|---|---:|---:|---:|")  # fmt: skip
     for quantize, uint8_io in VARIANTS:
-        scalings = (True, False) if quantize in ("int8", "int16x8") else (True,)
-        rangings = (True, False) if quantize == "int8" else (True,)
-        for equalize, least in [(e, r) for e in scalings for r in rangings]:
-            export.equalize_channels = scaling if equalize else (lambda model, photos, target: model)
-            export.least_error_ranges = ranging if least else (lambda calibrated, inputs: calibrated)
-            path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}-{least}.tflite")
+        # int8: each step of the export added to the previous one; int16x8: with and without scaling.
+        steps = {"int8": STEPS, "int16x8": [(True, True, True), (False, True, True)]}.get(
+            quantize, [STEPS[-1]]
+        )
+        for equalize, least, split in steps:
+            export.equalize_channels = exported[0] if equalize else (lambda model, photos, target: model)
+            export.least_error_ranges = exported[1] if least else (lambda calibrated, inputs: calibrated)
+            export.split_norms = exported[2] if split else (lambda model: model)
+            path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}-{least}-{split}.tflite")
             export.export_tflite(generator, path, quantize=quantize, input_size=args.size, uint8_io=uint8_io,
                                  calibration=calibration)  # fmt: skip
             result = export.verify_export(generator, path, test, kind="", threads=1)
             name = (quantize or "float32") + (" --uint8-io" if uint8_io else "")
             scaled = ("yes" if equalize else "no") if quantize in ("int8", "int16x8") else "-"
             ranges = ("least error" if least else "min/max") if quantize == "int8" else "-"
-            print(f"| {name} | {scaled} | {ranges} | {result.psnr_db:.1f} dB | "
+            split_ = ("yes" if split else "no") if quantize == "int8" else "-"
+            print(f"| {name} | {scaled} | {ranges} | {split_} | {result.psnr_db:.1f} dB | "
                   f"{result.latency_ms:.1f} ms | {result.keras_latency_ms:.1f} ms |", flush=True)  # fmt: skip
-    export.equalize_channels, export.least_error_ranges = scaling, ranging
+    export.equalize_channels, export.least_error_ranges, export.split_norms = exported
 
     for title, model in (
-        ("int8, equalized (LiteRT's ranges)", equalize_channels(generator, calibration, "range")),
+        (
+            "int8, equalized and split (LiteRT's ranges)",
+            split_norms(equalize_channels(generator, calibration, "range")),
+        ),
         ("int8, no equalization", generator),
     ):
         converter = _converter(model, args.size, calibration, os.path.join(work, title.replace(" ", "_")))

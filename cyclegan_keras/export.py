@@ -35,7 +35,7 @@ from cyclegan_keras.outputs import (
     write_errors,
     write_json,
 )
-from cyclegan_keras.quantization import equalize_channels
+from cyclegan_keras.quantization import equalize_channels, split_norms
 from cyclegan_keras.runners import KerasRunner, load_generator, load_runner
 
 FORMATS = ("saved_model", "tflite", "onnx", "web")
@@ -186,6 +186,8 @@ def export_tflite(
         )
     if integer:  # channels 100x apart break 16-bit norms too (19 dB; 40+ equalized, tested)
         generator = equalize_channels(generator, calibration, "range" if quantize == "int8" else "spread")
+    if quantize == "int8":
+        generator = split_norms(generator)
     # An integer file's uint8 ends are the converter's own (quantized input and output tensors); a
     # float file's are a cast inside the graph.
     graph_uint8 = uint8_io and not integer

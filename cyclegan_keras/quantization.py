@@ -21,7 +21,7 @@ import numpy as np
 
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.images import to_float
-from cyclegan_keras.layers import InstanceNormalization
+from cyclegan_keras.layers import InstanceNormalization, SignSplitInstanceNormalization
 
 # Channels whose range or spread is below this are left near their scale: nothing to resolve there.
 _NARROWEST = 1e-3
@@ -111,4 +111,39 @@ def equalize_channels(
         ])  # fmt: skip
         # The variance grew by factor**2 per channel: so must the epsilon added to it.
         norm.epsilon = list(np.asarray(norm.epsilon, np.float64) * factor**2)
+    return copy
+
+
+def _feeds_relu_alone(consumers: dict, layer: keras.layers.Layer) -> bool:
+    users = consumers.get(id(layer.output), [])
+    return (
+        len(users) == 1
+        and isinstance(users[0], keras.layers.ReLU)
+        and (users[0].max_value is None and not users[0].negative_slope and not users[0].threshold)
+    )
+
+
+def split_norms(generator: keras.Model) -> keras.Model:
+    """A copy of ``generator`` whose instance norms are ``SignSplitInstanceNormalization``s, rectified
+    where a plain ReLU alone takes their output: the same function in float (to round-off), finer
+    8-bit grids in an int8 file. Norms with a learned offset or gain stay as they are.
+
+    Args:
+        generator: a functional generator of this package (equalized or not).
+    """
+    consumers: dict[int, list] = {}
+    for layer in generator.layers:
+        if not isinstance(layer, keras.layers.InputLayer):
+            for tensor in layer.input if isinstance(layer.input, list) else [layer.input]:
+                consumers.setdefault(id(tensor), []).append(layer)
+
+    def clone(layer):
+        if type(layer) is InstanceNormalization and not (layer.center or layer.scale):
+            return SignSplitInstanceNormalization(
+                epsilon=layer.epsilon, rectified=_feeds_relu_alone(consumers, layer), name=layer.name
+            )
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(generator, clone_function=clone)
+    copy.set_weights(generator.get_weights())
     return copy
