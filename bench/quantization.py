@@ -89,7 +89,7 @@ def main() -> None:
         for equalize, least, split in steps:
             export.equalize_channels = exported[0] if equalize else (lambda model, photos, target: model)
             export.least_error_ranges = exported[1] if least else (lambda calibrated, inputs: calibrated)
-            export.split_norms = exported[2] if split else (lambda model: model)
+            export.split_norms = exported[2] if split else (lambda model, photos: model)
             path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}-{least}-{split}.tflite")
             export.export_tflite(generator, path, quantize=quantize, input_size=args.size, uint8_io=uint8_io,
                                  calibration=calibration)  # fmt: skip
@@ -105,7 +105,7 @@ def main() -> None:
     for title, model in (
         (
             "int8, equalized and split (LiteRT's ranges)",
-            split_norms(equalize_channels(generator, calibration, "range")),
+            split_norms(equalize_channels(generator, calibration, "range"), calibration),
         ),
         ("int8, no equalization", generator),
     ):

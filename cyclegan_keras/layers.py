@@ -119,8 +119,9 @@ class SignSplitInstanceNormalization(InstanceNormalization):
     their squares' means, and the output ``(positive - negative) * rsqrt(variance + epsilon)``, the
     same as ``InstanceNormalization`` in float. With ``rectified`` the output is ``positive * rsqrt(...)``,
     which equals a following ReLU's output: only for norms whose output goes to a ReLU alone
-    (``cyclegan_keras.quantization.split_norms`` checks that). The export uses it for int8 files
-    (+4.5 dB on a trained generator, docs/benchmarks.md); training keeps ``InstanceNormalization``.
+    (``cyclegan_keras.quantization.split_norms`` checks that). The export uses it for int8 files where
+    a norm's input is heavy-tailed (+3.8 dB on a trained generator, docs/benchmarks.md); training
+    keeps ``InstanceNormalization``.
 
     Args:
         epsilon: as for ``InstanceNormalization``.
