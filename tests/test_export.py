@@ -358,6 +358,20 @@ def test_int8_with_uint8_io_is_integer_from_end_to_end(generator, photo_dir, tmp
     assert translated.dtype == np.uint8 and translated.ndim == 3
 
 
+def test_int8_with_uint8_io_and_dynamic_size_translates_other_sizes(generator, photo_dir, tmp_path):
+    """The least-error pass resizes the calibrated model's dynamic input: the file still calibrates,
+    verifies above its floor and translates a photo of another, non-square size."""
+    _, path = generator
+    out = tmp_path / "any.tflite"
+    result = export_generator(path, "tflite", out, quantize="int8", uint8_io=True, dynamic_size=True,
+                              input_size=SIZE, verify_dir=photo_dir, calibration_dir=photo_dir,
+                              verbose=False)  # fmt: skip
+    assert result.psnr_db >= 22
+    photo = np.asarray(Image.open(image_files(photo_dir)[0]).convert("RGB"))[:52, :76]
+    translated = load_translator(str(out))(photo)
+    assert translated.shape == photo.shape and translated.dtype == np.uint8
+
+
 def test_int16x8_refuses_uint8_ends_and_the_web(generator, tmp_path):
     _, path = generator
     with pytest.raises(ValueError, match="no 8-bit input or output"):
