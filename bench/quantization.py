@@ -3,8 +3,9 @@
 For a trained generator: PSNR against the Keras model on real test photos and latency, for float32,
 dynamic, int8 (float ends and --uint8-io) and int16x8, each with the export's channel equalization
 (``cyclegan_keras.quantization``) and, for the integer modes, without it; int8 step by step (none,
-channel ranges, least-error activation ranges from ``cyclegan_keras.calibration``, sign-split norms).
-Then LiteRT's quantization debugger on the int8 file (LiteRT's own ranges): each op's error in
+channel ranges, least-error activation ranges from ``cyclegan_keras.calibration``, sign-split norms,
+two-grid norms where the tails are heaviest). Then LiteRT's quantization debugger on the int8 file
+with sign-split norms only (LiteRT's own ranges; a two-grid norm needs the export's): each op's error in
 units of its own quantization step (0.29 is the rounding floor), the worst first, and what keeping
 each kind of op (or the last norm's ops) in float would give; last, how heavy-tailed each instance
 norm's input is, which is what an 8-bit grid per tensor cannot hold.
@@ -29,13 +30,20 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import cyclegan_keras.export as export  # noqa: E402
+import cyclegan_keras.quantization as quantization  # noqa: E402
 from cyclegan_keras.images import image_files, resized_images, to_float  # noqa: E402
 from cyclegan_keras.layers import InstanceNormalization  # noqa: E402
 from cyclegan_keras.quantization import equalize_channels, split_norms  # noqa: E402
 
 VARIANTS = [(None, False), ("dynamic", False), ("int8", False), ("int8", True), ("int16x8", False)]
-# The int8 export's steps, cumulative: channel scaling, least-error ranges, sign-split norms.
-STEPS = [(False, False, False), (True, False, False), (True, True, False), (True, True, True)]
+# The int8 export's steps, cumulative: channel scaling, least-error ranges, sign-split norms, two grids.
+STEPS = [
+    (False, False, False, False),
+    (True, False, False, False),
+    (True, True, False, False),
+    (True, True, True, False),
+    (True, True, True, True),
+]
 # What the debugger's float-kept variants keep in float: the instance norms' ops, or the convs.
 KEPT = {"norm ops (MEAN, SUB, MUL, RSQRT, ADD)": ["MEAN", "SUB", "MUL", "RSQRT", "ADD"],
         "convs (CONV_2D, TRANSPOSE_CONV)": ["CONV_2D", "TRANSPOSE_CONV"]}  # fmt: skip
@@ -76,21 +84,21 @@ def main() -> None:
     )
     test = resized_images(image_files(os.path.join(args.photos, "testA")), args.size, args.test)
     work = tempfile.mkdtemp()
+    two_grids = quantization.TWO_GRID
     exported = export.equalize_channels, export.least_error_ranges, export.split_norms
     print(f"{args.model}: {generator.count_params():,} parameters, {args.size} px, {len(calibration)} "
           f"calibration and {len(test)} test photos\n")  # fmt: skip
-    print("| file | channel scaling | int8 ranges | sign-split norms | PSNR vs Keras | latency (1 thread) "
-          "| Keras (TF) |\n|---|---|---|---|---:|---:|---:|")  # fmt: skip
+    print("| file | channel scaling | int8 ranges | sign-split norms | two grids | PSNR vs Keras "
+          "| latency (1 thread) | Keras (TF) |\n|---|---|---|---|---|---:|---:|---:|")  # fmt: skip
     for quantize, uint8_io in VARIANTS:
         # int8: each step of the export added to the previous one; int16x8: with and without scaling.
-        steps = {"int8": STEPS, "int16x8": [(True, True, True), (False, True, True)]}.get(
-            quantize, [STEPS[-1]]
-        )
-        for equalize, least, split in steps:
+        steps = {"int8": STEPS, "int16x8": [STEPS[-1], (False, True, True, True)]}.get(quantize, [STEPS[-1]])
+        for equalize, least, split, two_grid in steps:
             export.equalize_channels = exported[0] if equalize else (lambda model, photos, target: model)
-            export.least_error_ranges = exported[1] if least else (lambda calibrated, inputs: calibrated)
+            export.least_error_ranges = exported[1] if least else (lambda calibrated, inputs, **_: calibrated)
             export.split_norms = exported[2] if split else (lambda model, photos: model)
-            path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}-{least}-{split}.tflite")
+            quantization.TWO_GRID = two_grids if two_grid else 1.0  # 1: no norm is heavy enough
+            path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}-{least}-{split}-{two_grid}.tflite")
             export.export_tflite(generator, path, quantize=quantize, input_size=args.size, uint8_io=uint8_io,
                                  calibration=calibration)  # fmt: skip
             result = export.verify_export(generator, path, test, kind="", threads=1)
@@ -98,13 +106,15 @@ def main() -> None:
             scaled = ("yes" if equalize else "no") if quantize in ("int8", "int16x8") else "-"
             ranges = ("least error" if least else "min/max") if quantize == "int8" else "-"
             split_ = ("yes" if split else "no") if quantize == "int8" else "-"
-            print(f"| {name} | {scaled} | {ranges} | {split_} | {result.psnr_db:.1f} dB | "
-                  f"{result.latency_ms:.1f} ms | {result.keras_latency_ms:.1f} ms |", flush=True)  # fmt: skip
+            grids = ("yes" if two_grid else "no") if quantize == "int8" else "-"
+            print(f"| {name} | {scaled} | {ranges} | {split_} | {grids} | {result.psnr_db:.1f} dB | "
+                  f"{result.latency_ms:.2f} ms | {result.keras_latency_ms:.1f} ms |", flush=True)  # fmt: skip
     export.equalize_channels, export.least_error_ranges, export.split_norms = exported
+    quantization.TWO_GRID = 1.0  # the debugger's file takes LiteRT's ranges: sign-split norms only
 
     for title, model in (
         (
-            "int8, equalized and split (LiteRT's ranges)",
+            "int8, equalized and sign-split (LiteRT's ranges)",
             split_norms(equalize_channels(generator, calibration, "range"), calibration),
         ),
         ("int8, no equalization", generator),

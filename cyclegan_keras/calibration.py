@@ -7,7 +7,9 @@ quantization.py``), so that range spends the 256 levels on a few pixels and leav
 handful. Here the converter's calibrated float model runs on the calibration photos with every
 tensor kept, and each image-shaped tensor gets the fraction of its full range (1 down to 0.15) whose
 rounding and clipping error over sampled values is least (what quantization toolkits call MSE
-calibration); per-channel statistics (means, variances) keep their full range. Measured on a
+calibration); per-channel statistics (means, variances) and the operands of sums of products
+(``BATCH_MATMUL``, whose tails those sums need) keep their full range, and the convs that feed a
+``TwoGridInstanceNormalization`` get [-1, 1], where their fine half saturates. Measured on a
 trained generator: +0.7 to +1.0 dB at 64 px, +1.6 dB at 256 px (``docs/benchmarks.md``). The pass
 also gives every tensor its own range: the converter's calibration recorded the residual blocks'
 norm outputs with the range of the sum they feed.
@@ -15,6 +17,7 @@ norm outputs with the range of the sum they feed.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable
 
@@ -26,6 +29,10 @@ FRACTIONS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15)
 SAMPLES = 8192
 # Above this many bytes of activations kept at once the pass is skipped (LiteRT's own ranges stay).
 MAX_KEPT_BYTES = 4 << 30
+# Ops whose output holds their input's values rearranged (int8 keeps one grid through them).
+_VIEWS = ("RESHAPE", "TRANSPOSE", "STRIDED_SLICE")
+# The range of a saturated conv's output (``saturated`` in ``least_error_ranges``).
+SATURATED_RANGE = (-1.0, 1.0)
 
 
 def _least_error_range(values: np.ndarray, lo: float, hi: float, levels: int) -> tuple[float, float]:
@@ -44,13 +51,28 @@ def _least_error_range(values: np.ndarray, lo: float, hi: float, levels: int) ->
     return (lo, hi) if best is None else best[1:]
 
 
+def _keeping_interpreter(flatbuffer: bytes):
+    """A LiteRT interpreter that keeps every tensor (builtin kernels: the delegate would fuse them)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    with warnings.catch_warnings():  # keeping every tensor is what this pass is for
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
+        return Interpreter(
+            model_content=bytes(flatbuffer),
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            experimental_preserve_all_tensors=True,
+        )
+
+
 def _kept_bytes(interpreter) -> int:
     return sum(
         int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize for t in interpreter.get_tensor_details()
     )
 
 
-def least_error_ranges(calibrated: bytes, inputs: Iterable[np.ndarray], levels: int = 256) -> bytes:
+def least_error_ranges(
+    calibrated: bytes, inputs: Iterable[np.ndarray], levels: int = 256, saturated: Iterable[str] = ()
+) -> bytes:
     """``calibrated`` (the converter's float model with calibration ranges) with each image-shaped
     activation's range replaced by the one of least quantization error on ``inputs``.
 
@@ -58,27 +80,50 @@ def least_error_ranges(calibrated: bytes, inputs: Iterable[np.ndarray], levels: 
         calibrated: a LiteRT flatbuffer from ``TFLiteConverter`` with ``_experimental_calibrate_only``.
         inputs: the model's float inputs ``[1, H, W, C]`` (the calibration photos).
         levels: the quantization levels (256 for int8).
+        saturated: names of layers (convs) whose output, and the views of it (crops, slices), get
+            ``SATURATED_RANGE`` whatever their calibration range.
 
     Returns:
-        The flatbuffer with new ranges, or ``calibrated`` unchanged (with a warning) where keeping
-        every activation of one photo would take more than ``MAX_KEPT_BYTES``.
+        The flatbuffer with new ranges. Where keeping every activation of one photo would take more
+        than ``MAX_KEPT_BYTES``, LiteRT's own ranges stay (with a warning), ``saturated`` aside.
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tensorflow.lite.tools import flatbuffer_utils
 
+    inputs = list(inputs)
     model = flatbuffer_utils.convert_bytearray_to_object(calibrated)
     tensors = model.subgraphs[0].tensors
     ranged = [
         i for i, t in enumerate(tensors) if t.quantization is not None and t.quantization.min is not None
         and len(t.quantization.min) == 1
     ]  # fmt: skip
-    with warnings.catch_warnings():  # keeping every tensor is what this pass is for
-        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors.*")
-        interpreter = Interpreter(
-            model_content=bytes(calibrated),
-            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-            experimental_preserve_all_tensors=True,
-        )
+    full, fixed = _graph_rules(model, saturated)
+    ranges, image_shaped = _measured_ranges(
+        calibrated, inputs, levels, [i for i in ranged if i not in fixed], full
+    )
+    if not ranges and not fixed:
+        return calibrated
+
+    def with_ranges() -> bytes:
+        for i in ranged:
+            lo, hi = SATURATED_RANGE if i in fixed else ranges.get(i, (None, None))
+            if lo is not None:
+                tensors[i].quantization.min = [np.float32(lo)]
+                tensors[i].quantization.max = [np.float32(hi)]
+        return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+    statistics = {i: tensors[i].name.decode() for i in ranges if i not in image_shaped}
+    for i, (lo, hi) in _int8_statistics(with_ranges(), inputs, statistics).items():
+        ranges[i] = (min(ranges[i][0], lo), max(ranges[i][1], hi))
+    return with_ranges()
+
+
+def _measured_ranges(
+    calibrated: bytes, inputs: list[np.ndarray], levels: int, ranged: list[int], full: set[int]
+) -> tuple[dict[int, tuple[float, float]], set[int]]:
+    """Each of ``ranged``'s range on ``inputs``: the least-error one for image-shaped tensors not in
+    ``full``, the extremes for the rest (nothing where the activations would not fit in memory); and
+    which are image-shaped."""
+    interpreter = _keeping_interpreter(calibrated)
     source = interpreter.get_input_details()[0]["index"]
     generator = np.random.default_rng(0)
     samples: dict[int, list[np.ndarray]] = {i: [] for i in ranged}
@@ -91,25 +136,90 @@ def least_error_ranges(calibrated: bytes, inputs: Iterable[np.ndarray], levels: 
             warnings.warn(
                 f"int8 ranges: keeping LiteRT's min/max calibration (holding every activation of a "
                 f"{x.shape[1]}x{x.shape[2]} input would take {_kept_bytes(interpreter) / 2**30:.1f} GiB)",
-                stacklevel=2,
+                stacklevel=3,
             )
-            return calibrated
+            return {}, set()
         interpreter.set_tensor(source, x)
         interpreter.invoke()
         for i in ranged:
             values = interpreter.get_tensor(i)
             lo, hi = extremes.get(i, (0.0, 0.0))  # int8 ranges always hold zero
             extremes[i] = (min(lo, float(values.min())), max(hi, float(values.max())))
-            if values.ndim == 4 and values.shape[1] * values.shape[2] > 1:
+            # Image-shaped: not per-channel statistics ([1, 1, 1, C], or [1, C, 1, 1] from a matmul).
+            if values.ndim == 4 and values.shape[1] * values.shape[2] > 1 and values.shape[3] > 1:
                 image_shaped.add(i)
                 flat = values.ravel()
                 samples[i].append(
                     generator.choice(flat, SAMPLES, replace=False) if flat.size > SAMPLES else flat
                 )
-    for i in ranged:
-        lo, hi = extremes[i]
-        if i in image_shaped:
-            lo, hi = _least_error_range(np.concatenate(samples[i]).astype(np.float64), lo, hi, levels)
-        tensors[i].quantization.min = [np.float32(lo)]
-        tensors[i].quantization.max = [np.float32(hi)]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    ranges = {
+        i: _least_error_range(np.concatenate(samples[i]).astype(np.float64), *extremes[i], levels)
+        if i in image_shaped and i not in full else extremes[i]
+        for i in ranged
+    }  # fmt: skip
+    return ranges, image_shaped
+
+
+def _int8_statistics(
+    ranged: bytes, inputs: list[np.ndarray], statistics: dict[int, str]
+) -> dict[int, tuple[float, float]]:
+    """The extremes of the per-channel statistics (means, variances and what follows from them) as the
+    int8 file computes them from its own 8-bit activations: the file with those ops kept in float,
+    run on ``inputs``. Their float model's ranges can be too tight for that: the rounding of a conv's
+    weights shifts a channel's 8-bit mean by more than the float means vary between photos (a
+    two-grid norm's centred means; tested), and a mean held to the float range then clips."""
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    if not statistics:
+        return {}
+    probe = mlir_quantize(ranged, denylisted_nodes=list(statistics.values()))
+    interpreter = _keeping_interpreter(probe)
+    source = interpreter.get_input_details()[0]["index"]
+    found = {t["name"]: t["index"] for t in interpreter.get_tensor_details() if t["dtype"] == np.float32}
+    extremes: dict[int, tuple[float, float]] = {}
+    for x in inputs:
+        interpreter.resize_tensor_input(source, x.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(source, x)
+        interpreter.invoke()
+        for i, name in statistics.items():
+            if name in found:
+                values = interpreter.get_tensor(found[name])
+                lo, hi = extremes.get(i, (0.0, 0.0))
+                extremes[i] = (min(lo, float(values.min())), max(hi, float(values.max())))
+    return extremes
+
+
+def _graph_rules(model, saturated: Iterable[str]) -> tuple[set[int], set[int]]:
+    """The tensors that keep their full calibration range: the operands of each ``BATCH_MATMUL``
+    (back through views), whose int32 sums of products are exact and need the tails; and those held
+    to ``SATURATED_RANGE``: the outputs of ops in the scope of a ``saturated`` layer, and their views."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    graph = model.subgraphs[0]
+    ops = [(op, names[model.operatorCodes[op.opcodeIndex].builtinCode]) for op in graph.operators]
+    producer = {int(t): (op, kind) for op, kind in ops for t in op.outputs}
+    consumers: dict[int, list[tuple]] = {}
+    for op, kind in ops:
+        for t in op.inputs:
+            consumers.setdefault(int(t), []).append((op, kind))
+    scopes = [re.compile(rf"(^|/){re.escape(layer)}(_\d+)?/") for layer in saturated]
+    fixed: set[int] = set()
+    forward = [
+        int(t) for op, _ in ops for t in op.outputs
+        if any(scope.search(graph.tensors[t].name.decode()) for scope in scopes)
+    ]  # fmt: skip
+    while forward:
+        tensor = forward.pop()
+        fixed.add(tensor)
+        forward += [int(op.outputs[0]) for op, kind in consumers.get(tensor, []) if kind in _VIEWS]
+    full: set[int] = set()
+    backward = [int(t) for op, kind in ops if kind == "BATCH_MATMUL" for t in op.inputs]
+    while backward:
+        tensor = backward.pop()
+        full.add(tensor)
+        op, kind = producer.get(tensor, (None, None))
+        if kind in _VIEWS:
+            backward.append(int(op.inputs[0]))
+    return full, fixed

@@ -35,7 +35,7 @@ from cyclegan_keras.outputs import (
     write_errors,
     write_json,
 )
-from cyclegan_keras.quantization import equalize_channels, split_norms
+from cyclegan_keras.quantization import equalize_channels, split_norms, two_grid_convs
 from cyclegan_keras.runners import KerasRunner, load_generator, load_runner
 
 FORMATS = ("saved_model", "tflite", "onnx", "web")
@@ -231,7 +231,11 @@ def export_tflite(
             from tensorflow.lite.python.convert import mlir_quantize
 
             ends = tf.uint8 if uint8_io else tf.float32
-            ranged = least_error_ranges(flatbuffer, (to_float(pixels)[None] for pixels in calibration))
+            ranged = least_error_ranges(
+                flatbuffer,
+                (to_float(pixels)[None] for pixels in calibration),
+                saturated=two_grid_convs(generator),
+            )
             flatbuffer = mlir_quantize(ranged, input_data_type=ends, output_data_type=ends)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

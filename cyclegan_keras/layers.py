@@ -1,4 +1,5 @@
-"""The two layers CycleGAN needs that Keras 3 does not ship: reflection padding and instance norm."""
+"""The layers CycleGAN needs that Keras 3 does not ship: reflection padding and instance norm (and the
+instance norms written for integer LiteRT files)."""
 
 from __future__ import annotations
 
@@ -63,15 +64,24 @@ class InstanceNormalization(keras.layers.Layer):
             (``cyclegan_keras.quantization``).
         center: learn a per-channel offset (off in CycleGAN).
         scale: learn a per-channel gain (off in CycleGAN).
+        single_mean: take each spatial mean in one reduction, for int8 files (exact int32 sums, one op
+            instead of two: faster and one rounding less); by default row means and then their mean,
+            which keeps float32 round-off at TensorFlow's level.
     """
 
     def __init__(
-        self, epsilon: float | list[float] = 1e-5, center: bool = False, scale: bool = False, **kwargs
+        self,
+        epsilon: float | list[float] = 1e-5,
+        center: bool = False,
+        scale: bool = False,
+        single_mean: bool = False,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.epsilon = [float(e) for e in epsilon] if isinstance(epsilon, (list, tuple)) else float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
+        self.single_mean = bool(single_mean)
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -88,14 +98,17 @@ class InstanceNormalization(keras.layers.Layer):
         x = ops.cast(inputs, "float32")
         # The centred values times themselves, not ops.square(x - mean): that converts to LiteRT's
         # SQUARED_DIFFERENCE, which XNNPACK does not run in int8 (10x slower quantized norms).
-        centred = x - _spatial_mean(x)
+        centred = x - self._mean(x)
         epsilon = self.epsilon if isinstance(self.epsilon, float) else np.asarray(self.epsilon, np.float32)
-        x = centred * ops.rsqrt(_spatial_mean(centred * centred) + epsilon)
+        x = centred * ops.rsqrt(self._mean(centred * centred) + epsilon)
         if self.gamma is not None:
             x = x * ops.cast(self.gamma, "float32")
         if self.beta is not None:
             x = x + ops.cast(self.beta, "float32")
         return ops.cast(x, self.compute_dtype)
+
+    def _mean(self, x):
+        return _single_mean(x) if self.single_mean else _spatial_mean(x)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -106,6 +119,7 @@ class InstanceNormalization(keras.layers.Layer):
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,
+            "single_mean": self.single_mean,
         }
 
 
@@ -129,6 +143,7 @@ class SignSplitInstanceNormalization(InstanceNormalization):
     """
 
     def __init__(self, epsilon: float | list[float] = 1e-5, rectified: bool = False, **kwargs):
+        kwargs.setdefault("single_mean", True)
         super().__init__(epsilon=epsilon, **kwargs)
         if self.center or self.scale:
             raise UsageError("SignSplitInstanceNormalization has no learned offset or gain.")
@@ -136,16 +151,82 @@ class SignSplitInstanceNormalization(InstanceNormalization):
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
-        mean = _spatial_mean(x)
+        mean = self._mean(x)
         positive = ops.relu(x - mean)
         negative = ops.relu(mean - x)
         epsilon = self.epsilon if isinstance(self.epsilon, float) else np.asarray(self.epsilon, np.float32)
-        variance = _spatial_mean(positive * positive) + _spatial_mean(negative * negative)
+        variance = self._mean(positive * positive) + self._mean(negative * negative)
         x = (positive if self.rectified else positive - negative) * ops.rsqrt(variance + epsilon)
         return ops.cast(x, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "rectified": self.rectified}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TwoGridInstanceNormalization(InstanceNormalization):
+    """``ReLU(InstanceNormalization(x))`` written for 8-bit integer files, from ``x`` on two grids.
+
+    The input holds each channel twice: ``x`` (coarse: its calibration range) and ``fine_scale * x``
+    (fine: in an int8 file the feeding conv saturates beyond [-1, 1], which keeps 8-bit levels for
+    the values near and above the mean that the ReLU passes). The mean and variance come from the
+    coarse half, the variance as one sum of products per channel (``_mean_square``: int32 sums in an
+    int8 file instead of squares rounded to 8 bits); the output is ``relu(fine - mean * fine_scale) *
+    rsqrt(variance + epsilon) / fine_scale``, the ReLU of the normalised coarse half (in an int8 file
+    too, wherever ``mean * fine_scale`` is above -1, the fine half's lower clip). Only for norms whose
+    output goes to a ReLU alone; ``cyclegan_keras.quantization.split_norms`` builds the feeding conv
+    (docs/benchmarks.md).
+
+    Args:
+        fine_scale: the fine half's factor per channel (positive).
+        epsilon: as for ``InstanceNormalization``, for the coarse half.
+        cropping: rows and columns dropped first, ``((top, bottom), (left, right))`` as for
+            ``keras.layers.Cropping2D`` (the feeding conv's crop, taken with the halves).
+    """
+
+    def __init__(
+        self,
+        fine_scale: list[float],
+        epsilon: float | list[float] = 1e-5,
+        cropping: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
+        **kwargs,
+    ):
+        kwargs.setdefault("single_mean", True)
+        super().__init__(epsilon=epsilon, **kwargs)
+        if self.center or self.scale:
+            raise UsageError("TwoGridInstanceNormalization has no learned offset or gain.")
+        self.fine_scale = [float(f) for f in fine_scale]
+        if min(self.fine_scale, default=0.0) <= 0:
+            raise UsageError("TwoGridInstanceNormalization needs a positive fine_scale per channel.")
+        self.cropping = tuple(tuple(int(c) for c in side) for side in cropping)
+
+    def call(self, inputs):
+        (top, bottom), (left, right) = self.cropping
+        # The crop and the channel halves in one slice each: fewer passes over the activations.
+        x = ops.cast(inputs, "float32")[:, top : -bottom or None, left : -right or None]
+        channels = len(self.fine_scale)
+        coarse, fine = x[..., :channels], x[..., channels:]
+        factor = np.asarray(self.fine_scale, np.float32)
+        epsilon = self.epsilon if isinstance(self.epsilon, float) else np.asarray(self.epsilon, np.float32)
+        mean = self._mean(coarse)
+        # The mean square less the squared mean: the coarse half is centred on its typical mean, so
+        # the two terms do not cancel, and no centred copy of the activations is needed.
+        variance = ops.relu(_mean_square(coarse) - mean * mean)
+        gain = ops.rsqrt(variance + epsilon) * (1.0 / factor)
+        return ops.cast(ops.relu(fine - mean * factor) * gain, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        (top, bottom), (left, right) = self.cropping
+        return (
+            n,
+            None if h is None else h - top - bottom,
+            None if w is None else w - left - right,
+            len(self.fine_scale),
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "fine_scale": self.fine_scale, "cropping": self.cropping}
 
 
 def _mirror(x, padding: int, axis: int):
@@ -173,3 +254,22 @@ def _spatial_mean(x):
     # worth of values at a time instead of H * W in a row, which keeps float32 round-off to the level
     # of TensorFlow's own (tree) reduction.
     return ops.mean(ops.mean(x, axis=2, keepdims=True), axis=1, keepdims=True)
+
+
+def _single_mean(x):
+    return ops.mean(x, axis=(1, 2), keepdims=True)
+
+
+def _mean_square(x):
+    # Per channel, the spatial mean of x * x as one batched matrix product where the size is known:
+    # an int8 LiteRT file then adds the products up in int32, where x * x first would round every
+    # square to 8 bits (a heavy-tailed tensor's squares mostly to 0). Unknown sizes take the mean.
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    if height is None or width is None or channels is None:
+        return _single_mean(x * x)
+    rows = ops.transpose(x, (0, 3, 1, 2))
+    total = ops.matmul(
+        ops.reshape(rows, (-1, channels, 1, height * width)),
+        ops.reshape(rows, (-1, channels, height * width, 1)),
+    )
+    return ops.reshape(total, (-1, 1, 1, channels)) * (1.0 / (height * width))

@@ -21,7 +21,11 @@ import numpy as np
 
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.images import to_float
-from cyclegan_keras.layers import InstanceNormalization, SignSplitInstanceNormalization
+from cyclegan_keras.layers import (
+    InstanceNormalization,
+    SignSplitInstanceNormalization,
+    TwoGridInstanceNormalization,
+)
 
 # Channels whose range or spread is below this are left near their scale: nothing to resolve there.
 _NARROWEST = 1e-3
@@ -31,16 +35,34 @@ TARGETS = ("range", "spread")
 # generator's last up-sampling norm 54%, its other norms 0-5% (docs/benchmarks.md).
 TAIL = 6.0
 HEAVY = 0.01
+# Heavy-tailed norms whose tails hold more than this share get two grids (``split_norms``): +2.5 dB on the
+# trained generator's last up-sampling norm (54%), for an extra conv's time (docs/benchmarks.md).
+TWO_GRID = 0.2
 # Photos run through the generator at once while measuring ranges: bounds memory at full size.
 _BATCH = 4
 
 
-def _feeding_conv(producers: dict, layer: keras.layers.Layer) -> keras.layers.Layer | None:
-    """The conv or transposed conv whose output reaches ``layer`` through crops only, if any;
-    ``producers`` maps each layer output's ``id`` to its layer."""
+def _producers(model: keras.Model) -> dict[int, keras.layers.Layer]:
+    """Each layer output's ``id`` to its layer."""
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    return {id(layer.output): layer for layer in layers}
+
+
+def _crops(producers: dict, layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """The crops right before ``layer`` (or the identities ``split_norms`` left of them), nearest
+    first; ``producers`` maps each layer output's ``id`` to its layer."""
+    crops = []
     source = producers.get(id(layer.input))
-    while isinstance(source, keras.layers.Cropping2D):
+    while isinstance(source, (keras.layers.Cropping2D, keras.layers.Identity)):
+        crops.append(source)
         source = producers.get(id(source.input))
+    return crops
+
+
+def _feeding_conv(producers: dict, layer: keras.layers.Layer) -> keras.layers.Layer | None:
+    """The conv or transposed conv whose output reaches ``layer`` through crops only, if any."""
+    crops = _crops(producers, layer)
+    source = producers.get(id((crops[-1] if crops else layer).input))
     if isinstance(source, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)) and source.use_bias:
         return source
     return None
@@ -55,8 +77,9 @@ def _tail_share(y):
 
 def _channel_statistics(probe: keras.Model, photos: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """Per output of ``probe`` on ``photos``: each channel's minimum and maximum over all pixels
-    (``lo``, ``hi``), its standard deviation over each photo (``spread``, photos x channels) and the
-    share of that photo's variance in values beyond ``TAIL`` deviations (``tail``, likewise)."""
+    (``lo``, ``hi``), its standard deviation and mean over each photo (``spread``, ``mean``: photos x
+    channels) and the share of that photo's variance in values beyond ``TAIL`` deviations (``tail``,
+    likewise)."""
     statistics = None
     for start in range(0, len(photos), _BATCH):
         outputs = probe(to_float(np.stack(photos[start : start + _BATCH])), training=False)
@@ -65,13 +88,14 @@ def _channel_statistics(probe: keras.Model, photos: Sequence[np.ndarray]) -> lis
                 "lo": np.asarray(keras.ops.min(y, axis=(0, 1, 2)), np.float64),
                 "hi": np.asarray(keras.ops.max(y, axis=(0, 1, 2)), np.float64),
                 "spread": np.asarray(keras.ops.std(y, axis=(1, 2)), np.float64),
+                "mean": np.asarray(keras.ops.mean(y, axis=(1, 2)), np.float64),
                 "tail": np.asarray(_tail_share(y), np.float64),
             }
             for y in (outputs if isinstance(outputs, (list, tuple)) else [outputs])
         ]
         statistics = batch if statistics is None else [
             {"lo": np.minimum(old["lo"], new["lo"]), "hi": np.maximum(old["hi"], new["hi"]),
-             **{key: np.concatenate([old[key], new[key]]) for key in ("spread", "tail")}}
+             **{key: np.concatenate([old[key], new[key]]) for key in ("spread", "mean", "tail")}}
             for old, new in zip(statistics, batch)
         ]  # fmt: skip
     return statistics
@@ -101,9 +125,7 @@ def equalize_channels(
     copy = keras.models.clone_model(generator)
     copy.set_weights(generator.get_weights())
     norms = [layer for layer in copy.layers if isinstance(layer, InstanceNormalization)]
-    producers = {
-        id(layer.output): layer for layer in copy.layers if not isinstance(layer, keras.layers.InputLayer)
-    }
+    producers = _producers(copy)
     fed = [(norm, conv) for norm in norms if (conv := _feeding_conv(producers, norm)) is not None]
     if not fed:
         return copy
@@ -138,45 +160,117 @@ def _feeds_relu_alone(consumers: dict, layer: keras.layers.Layer) -> bool:
 
 
 def split_norms(generator: keras.Model, photos: Sequence[np.ndarray]) -> keras.Model:
-    """A copy of ``generator`` whose heavy-tailed instance norms are ``SignSplitInstanceNormalization``s,
-    rectified where a plain ReLU alone takes their output: the same function in float (to round-off),
-    finer 8-bit grids in an int8 file; ``generator`` itself where no norm is heavy-tailed.
+    """A copy of ``generator`` with its instance norms written for int8 files: the same function in
+    float (to round-off), finer 8-bit grids in an int8 file; ``generator`` itself where it has none.
 
-    A norm is heavy-tailed where, on ``photos`` (median over photos and channels), values beyond
-    ``TAIL`` standard deviations hold more than ``HEAVY`` of its input's variance. Only those are split:
-    the split adds ops (splitting every norm of a trained generator gave 0.7 dB more and 8% more
-    latency, docs/benchmarks.md). Norms with a learned offset or gain stay as they are.
+    Every norm takes its spatial means in one reduction (``single_mean``). A norm is heavy-tailed
+    where, on ``photos`` (median over photos and channels), values beyond ``TAIL`` standard deviations
+    hold more than ``HEAVY`` of its input's variance. Where they hold more than ``TWO_GRID``, a plain
+    ReLU alone takes the norm's output and a conv (through crops) its input, the norm becomes a
+    ``TwoGridInstanceNormalization`` and the conv gives each channel twice: centred on its typical
+    mean and brought to [-1, 1], and that times a factor that spreads the values near and above the
+    mean over [-1, 1] (the int8 file's range for that conv is [-1, 1]: ``two_grid_convs``, and the
+    values it clips are those the ReLU drops). Other heavy-tailed norms without a learned offset or
+    gain become ``SignSplitInstanceNormalization``s. Only heavy-tailed norms change form: each change
+    adds ops (docs/benchmarks.md).
 
     Args:
         generator: a functional generator of this package (equalized or not).
         photos: ``uint8`` calibration photos ``[H, W, 3]`` of one size.
     """
+    if not any(isinstance(layer, InstanceNormalization) for layer in generator.layers):
+        return generator
     norms = [
         layer for layer in generator.layers
         if type(layer) is InstanceNormalization and not (layer.center or layer.scale)
     ]  # fmt: skip
-    if not norms:
-        return generator
-    probe = keras.Model(generator.input, [norm.input for norm in norms])
+    probe = keras.Model(generator.input, [norm.input for norm in norms]) if norms else None
     heavy = {
-        norm.name for norm, stats in zip(norms, _channel_statistics(probe, photos))
+        norm.name: stats for norm, stats in zip(norms, _channel_statistics(probe, photos) if probe else [])
         if np.median(stats["tail"]) > HEAVY
     }  # fmt: skip
-    if not heavy:
-        return generator
     consumers: dict[int, list] = {}
     for layer in generator.layers:
         if not isinstance(layer, keras.layers.InputLayer):
             for tensor in layer.input if isinstance(layer.input, list) else [layer.input]:
                 consumers.setdefault(id(tensor), []).append(layer)
+    producers = _producers(generator)
+    two_grid = {}  # norm name -> (its conv's name, centre, factor, fine factor)
+    for name, stats in heavy.items():
+        if np.median(stats["tail"]) <= TWO_GRID:
+            continue
+        norm = generator.get_layer(name)
+        conv = _feeding_conv(producers, norm)
+        # The conv's channels are doubled and its crops folded into the norm: nothing else may read them.
+        chain = [conv, *_crops(producers, norm)] if conv is not None else []
+        alone = all(len(consumers.get(id(layer.output), [])) == 1 for layer in chain)
+        linear = conv is not None and conv.activation is keras.activations.linear
+        if linear and alone and _feeds_relu_alone(consumers, norm):
+            two_grid[name] = (conv.name, *_two_grid_factors(stats))
+    convs = {conv: name for name, (conv, *_) in two_grid.items()}
+    # Each two-grid norm crops its input itself (with its channel halves): its crops become no-ops.
+    crops = {name: _crops(producers, generator.get_layer(name)) for name in two_grid}
+    folded = {crop.name for layers in crops.values() for crop in layers}
 
     def clone(layer):
+        if layer.name in two_grid:
+            _, _, factor, fine = two_grid[layer.name]
+            epsilon = np.asarray(layer.epsilon, np.float64) * factor**2
+            croppings = [crop.cropping for crop in crops[layer.name] if hasattr(crop, "cropping")]
+            cropping = np.sum(croppings or [((0, 0), (0, 0))], axis=0)
+            return TwoGridInstanceNormalization(
+                fine_scale=list(fine), epsilon=list(epsilon), cropping=cropping.tolist(), name=layer.name
+            )
+        if layer.name in folded:
+            return keras.layers.Identity(name=layer.name)
         if layer.name in heavy:
             return SignSplitInstanceNormalization(
                 epsilon=layer.epsilon, rectified=_feeds_relu_alone(consumers, layer), name=layer.name
             )
-        return layer.__class__.from_config(layer.get_config())
+        config = layer.get_config()
+        if layer.name in convs:
+            config = {**config, "filters": 2 * layer.filters}
+        if isinstance(layer, InstanceNormalization):
+            config = {**config, "single_mean": True}
+        return layer.__class__.from_config(config)
 
     copy = keras.models.clone_model(generator, clone_function=clone)
-    copy.set_weights(generator.get_weights())
+    for layer in generator.layers:
+        weights = layer.get_weights()
+        if layer.name in convs:
+            weights = _two_grid_weights(layer, *two_grid[convs[layer.name]][1:])
+        copy.get_layer(layer.name).set_weights(weights)
     return copy
+
+
+def two_grid_convs(generator: keras.Model) -> list[str]:
+    """The names of the convs that feed a ``TwoGridInstanceNormalization`` of ``generator`` (their int8
+    range must be [-1, 1]: ``cyclegan_keras.calibration.least_error_ranges``)."""
+    producers = _producers(generator)
+    return [
+        _feeding_conv(producers, layer).name for layer in generator.layers
+        if isinstance(layer, TwoGridInstanceNormalization)
+    ]  # fmt: skip
+
+
+def _two_grid_factors(stats: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per channel: the centre (typical mean) and factor that bring a norm input to [-1, 1], and the
+    fine factor that brings its lowest mean and its maximum (after those) within [-1, 1]."""
+    centre = np.median(stats["mean"], axis=0)
+    factor = 1.0 / np.maximum(np.maximum(stats["hi"] - centre, centre - stats["lo"]), _NARROWEST)
+    lowest_mean = ((stats["mean"] - centre) * factor).min(axis=0)
+    top = (stats["hi"] - centre) * factor
+    return centre, factor, 1.0 / np.maximum(np.maximum(-lowest_mean, top), _NARROWEST)
+
+
+def _two_grid_weights(conv, centre: np.ndarray, factor: np.ndarray, fine: np.ndarray) -> list[np.ndarray]:
+    """``conv``'s kernel and bias for its channels twice: ``(y - centre) * factor``, then times ``fine``."""
+    kernel, bias = conv.get_weights()
+    axis = kernel.ndim - (2 if isinstance(conv, keras.layers.Conv2DTranspose) else 1)
+    shape = [1] * kernel.ndim
+    shape[axis] = -1
+    coarse_kernel, coarse_bias = kernel * factor.reshape(shape), (bias - centre) * factor
+    return [
+        np.concatenate([coarse_kernel, coarse_kernel * fine.reshape(shape)], axis=axis).astype("float32"),
+        np.concatenate([coarse_bias, coarse_bias * fine]).astype("float32"),
+    ]

@@ -18,8 +18,13 @@ def _calibrated(tmp_path, inputs) -> bytes:
     """A tiny conv model's calibrated float LiteRT model, as the export makes it."""
     keras.utils.set_random_seed(0)
     x = keras.Input((None, None, 4))
-    y = keras.layers.Conv2D(4, 1)(x)
-    model = keras.Model(x, keras.layers.Conv2D(4, 1)(keras.layers.ReLU()(y)))
+    y = keras.layers.Conv2D(4, 1, name="first")(x)
+    model = keras.Model(x, keras.layers.Conv2D(4, 1, name="second")(keras.layers.ReLU()(y)))
+    return _converted(tmp_path, model, inputs), model
+
+
+def _converted(tmp_path, model, inputs) -> bytes:
+    """``model``'s calibrated float LiteRT model for ``inputs``."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     spec = [tf.TensorSpec([1, 32, 32, 4], tf.float32)]
@@ -30,7 +35,7 @@ def _calibrated(tmp_path, inputs) -> bytes:
     converter.representative_dataset = lambda: ([x] for x in inputs)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter._experimental_calibrate_only = True
-    return converter.convert(), model
+    return converter.convert()
 
 
 def _error(flatbuffer: bytes, model, inputs) -> float:
@@ -89,3 +94,43 @@ def test_least_error_ranges_leave_the_ranges_when_the_activations_would_not_fit(
     monkeypatch.setattr(calibration, "MAX_KEPT_BYTES", 1)
     with pytest.warns(UserWarning, match="keeping LiteRT's min/max calibration"):
         assert calibration.least_error_ranges(calibrated, inputs) == calibrated
+
+
+def _ranges(flatbuffer: bytes) -> dict[str, tuple[float, float]]:
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(flatbuffer)
+    return {
+        t.name.decode(): (float(t.quantization.min[0]), float(t.quantization.max[0]))
+        for t in model.subgraphs[0].tensors
+        if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min) == 1
+    }
+
+
+def test_saturated_convs_get_minus_one_to_one_and_summed_operands_keep_their_tails(tmp_path):
+    """A two-grid norm's conv saturates at [-1, 1] (its fine half's tails are the ReLU's to drop); the
+    operands of a batched matmul (exact int32 sums of squares) keep their whole range."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from cyclegan_keras.layers import _mean_square
+
+    inputs = _heavy_tailed(1, 4)
+    calibrated, _ = _calibrated(tmp_path, inputs)
+    before = _ranges(calibrated)
+    after = _ranges(calibration.least_error_ranges(calibrated, inputs, saturated=["first"]))
+    first = [name for name in after if "/first" in name]
+    assert first and all(after[name] == (-1.0, 1.0) for name in first), first
+    assert any(before[name] != (-1.0, 1.0) for name in first)
+    assert all(after[name] != (-1.0, 1.0) for name in after if "/second" in name)
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((32, 32, 4))  # a known size: the sum of squares is a batched matmul
+    y = keras.layers.Conv2D(4, 1, name="summed")(x)
+    model = keras.Model(x, y * _mean_square(y) + keras.layers.Conv2D(4, 1, name="other")(x))
+    graph = flatbuffer_utils.convert_bytearray_to_object(_converted(tmp_path / "summed", model, inputs))
+    names = [t.name.decode() for t in graph.subgraphs[0].tensors]
+    full, fixed = calibration._graph_rules(graph, ())
+    kept = {names[i] for i in full}
+    # the matmul's operands, back through its reshapes and transpose to the conv that makes them
+    assert any("/summed" in name for name in kept) and any(name.endswith("transpose") for name in kept)
+    assert not any("/other" in name for name in kept) and not fixed

@@ -262,6 +262,7 @@ def test_split_norms_keep_the_outputs_rectify_only_before_a_relu_and_save(photo_
     from cyclegan_keras.layers import SignSplitInstanceNormalization
 
     monkeypatch.setattr(quantization, "HEAVY", -1.0)  # every norm counts as heavy-tailed
+    monkeypatch.setattr(quantization, "TWO_GRID", 1.0)  # and none as heavy enough for two grids
     model = _unequal_generator(5)
     photos = verification_photos(photo_dir, SIZE)
     split = quantization.split_norms(model, photos)
@@ -276,10 +277,41 @@ def test_split_norms_keep_the_outputs_rectify_only_before_a_relu_and_save(photo_
         inputs = keras.Model(split.input, split.get_layer(name).input)(x)
         reference = model.get_layer(name)(inputs)
         np.testing.assert_allclose(
-            norms[name](inputs), keras.ops.relu(reference) if norms[name].rectified else reference, atol=1e-5
+            norms[name](inputs), keras.ops.relu(reference) if norms[name].rectified else reference, atol=1e-4
         )
     split.save(tmp_path / "split.keras")
     loaded = keras.saving.load_model(tmp_path / "split.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded(x), split(x), atol=1e-6)
+
+
+def test_two_grid_norms_keep_the_outputs_take_a_doubled_conv_and_save(photo_dir, tmp_path, monkeypatch):
+    import cyclegan_keras.quantization as quantization
+    from cyclegan_keras.export import verification_photos
+    from cyclegan_keras.layers import InstanceNormalization, TwoGridInstanceNormalization
+
+    monkeypatch.setattr(quantization, "HEAVY", -1.0)  # every norm counts as heavy-tailed,
+    monkeypatch.setattr(quantization, "TWO_GRID", -1.0)  # enough for two grids where the form allows
+    model = _unequal_generator(6)
+    photos = verification_photos(photo_dir, SIZE)
+    split = quantization.split_norms(quantization.equalize_channels(model, photos), photos)
+    x = np.stack(photos).astype("float32") / 127.5 - 1
+    held_out = np.random.default_rng(0).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype("float32")
+    np.testing.assert_allclose(split(x), model(x), atol=1e-4)
+    np.testing.assert_allclose(split(held_out), model(held_out), atol=1e-4)  # no clip in float
+    two_grid = [layer.name for layer in split.layers if isinstance(layer, TwoGridInstanceNormalization)]
+    # Every norm a conv feeds and a ReLU alone takes; the residual sum's norm keeps the sign split.
+    assert two_grid == ["norm_in", "norm_down_1", "norm_down_2", "res_0_norm_1", "norm_up_1", "norm_up_2"]
+    assert not split.get_layer("res_0_norm_2").rectified
+    convs = quantization.two_grid_convs(split)
+    assert convs == ["conv_in", "down_1", "down_2", "res_0_conv_1", "up_1", "up_2"]
+    for conv in convs:  # each channel twice: the coarse half within the calibration's [-1, 1]
+        assert split.get_layer(conv).filters == 2 * model.get_layer(conv).filters
+    halves = np.asarray(keras.Model(split.input, split.get_layer("norm_up_2").input)(x))
+    coarse = halves[..., : halves.shape[-1] // 2]
+    assert coarse.min() >= -1 - 1e-4 and coarse.max() <= 1 + 1e-4 and max(-coarse.min(), coarse.max()) > 0.99
+    assert all(layer.single_mean for layer in split.layers if isinstance(layer, InstanceNormalization))
+    split.save(tmp_path / "two_grid.keras")
+    loaded = keras.saving.load_model(tmp_path / "two_grid.keras", safe_mode=True)
     np.testing.assert_allclose(loaded(x), split(x), atol=1e-6)
 
 
@@ -296,25 +328,32 @@ def _dotted_photos(folder, seed: int, count: int = 4) -> str:
     return str(folder)
 
 
-def test_int8_splits_heavy_tailed_norms_and_gains(tmp_path, monkeypatch):
+def test_int8_gives_heavy_tailed_norms_two_grids_and_gains(tmp_path, monkeypatch):
     import cyclegan_keras.export as export
     import cyclegan_keras.quantization as quantization
 
     path = tmp_path / "g.keras"
     model = _unequal_generator(4)
+    # The dots then drive every first-conv channel down: a long tail below the mean, the bulk just
+    # above it, as in a trained generator's last up-sampling norm (which the ReLU after it keeps).
+    kernel, bias = model.get_layer("conv_in").get_weights()
+    model.get_layer("conv_in").set_weights([-np.abs(kernel), bias])
     model.save(path)
     dots = _dotted_photos(tmp_path / "dots", 0)
     photos = export.verification_photos(dots, SIZE)
     split = quantization.split_norms(quantization.equalize_channels(model, photos), photos)
-    assert split.get_layer("norm_in").rectified and not isinstance(
-        split.get_layer("res_0_norm_1"), quantization.SignSplitInstanceNormalization
-    )  # the dots' tails reach the first norm, not the residual blocks
+    assert isinstance(split.get_layer("norm_in"), quantization.TwoGridInstanceNormalization)
+    assert type(split.get_layer("res_0_norm_1")) is quantization.InstanceNormalization
+    # the dots' tails reach the first norm, not the residual blocks
     options = {"input_size": SIZE, "calibration_dir": dots, "verbose": False}
     options["verify_dir"] = _dotted_photos(tmp_path / "held_out", 1)
-    with_split = export_generator(path, "tflite", tmp_path / "split.tflite", quantize="int8", **options)
+    two_grids = export_generator(path, "tflite", tmp_path / "two.tflite", quantize="int8", **options)
+    monkeypatch.setattr(quantization, "TWO_GRID", 1.0)
+    sign_split = export_generator(path, "tflite", tmp_path / "split.tflite", quantize="int8", **options)
     monkeypatch.setattr(export, "split_norms", lambda generator, photos: generator)
     without = export_generator(path, "tflite", tmp_path / "plain.tflite", quantize="int8", **options)
-    assert with_split.psnr_db > without.psnr_db + 0.5, (with_split.psnr_db, without.psnr_db)
+    assert sign_split.psnr_db > without.psnr_db + 0.5, (sign_split.psnr_db, without.psnr_db)
+    assert two_grids.psnr_db > sign_split.psnr_db + 0.5, (two_grids.psnr_db, sign_split.psnr_db)
 
 
 def test_int8_files_gain_from_even_channels_and_int16x8_keeps_the_look(photo_dir, tmp_path, monkeypatch):

@@ -83,3 +83,38 @@ def test_generator_saves_and_loads_safe_mode(tmp_path):
     loaded = keras.models.load_model(path, safe_mode=True)
     x = np.random.default_rng(1).uniform(-1, 1, (1, 16, 16, 3)).astype("float32")
     np.testing.assert_allclose(loaded(x), gen(x), atol=1e-6)
+
+
+def test_single_mean_and_its_sum_of_products_equal_the_row_means():
+    """The int8 files' means (one reduction; variances as one batched product per channel) are the same
+    numbers as the float files' row means, and the size-agnostic path is taken for unknown sizes."""
+    from cyclegan_keras.layers import _mean_square, _single_mean, _spatial_mean
+
+    x = np.random.default_rng(0).normal(2, 3, (2, 12, 20, 5)).astype("float32")
+    np.testing.assert_allclose(_single_mean(x), _spatial_mean(x), rtol=1e-5)
+    np.testing.assert_allclose(_mean_square(x), np.mean(x**2, axis=(1, 2), keepdims=True), rtol=1e-5)
+    single = InstanceNormalization(single_mean=True)
+    np.testing.assert_allclose(single(x), InstanceNormalization()(x), atol=1e-5)
+    assert InstanceNormalization.from_config(single.get_config()).single_mean
+    sizeless = keras.Input((None, None, 5))
+    assert keras.Model(sizeless, _mean_square(sizeless)).output.shape == (None, 1, 1, 5)
+
+
+def test_two_grid_norm_is_the_relu_of_the_norm_of_its_coarse_half(tmp_path):
+    from cyclegan_keras.layers import TwoGridInstanceNormalization
+
+    rng = np.random.default_rng(1)
+    coarse = rng.laplace(0.3, 0.1, (2, 16, 16, 4)).astype("float32")
+    fine_scale = [1.0, 2.5, 7.0, 0.5]
+    norm = TwoGridInstanceNormalization(fine_scale=fine_scale, epsilon=[1e-5, 1e-4, 1e-5, 1e-6])
+    halves = np.concatenate([coarse, coarse * np.asarray(fine_scale, "float32")], axis=-1)
+    reference = InstanceNormalization(epsilon=[1e-5, 1e-4, 1e-5, 1e-6])(coarse)
+    np.testing.assert_allclose(norm(halves), keras.ops.relu(reference), atol=1e-4)
+    assert norm.compute_output_shape((2, 16, 16, 8)) == (2, 16, 16, 4)
+    x = keras.Input((16, 16, 8))
+    model = keras.Model(x, norm(x))
+    model.save(tmp_path / "two_grid.keras")
+    loaded = keras.saving.load_model(tmp_path / "two_grid.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded(halves), model(halves), atol=1e-6)
+    with pytest.raises(ValueError, match="positive fine_scale"):
+        TwoGridInstanceNormalization(fine_scale=[1.0, 0.0])
