@@ -356,6 +356,36 @@ def test_int8_gives_heavy_tailed_norms_two_grids_and_gains(tmp_path, monkeypatch
     assert two_grids.psnr_db > sign_split.psnr_db + 0.5, (two_grids.psnr_db, sign_split.psnr_db)
 
 
+def test_int8_two_grid_file_is_integer_and_runs_in_the_edge_script(tmp_path):
+    """The NPU file with a two-grid norm: integer from end to end (its sums of squares are int8 batched
+    matmuls) and translated by the standalone LiteRT script."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = tmp_path / "g.keras"
+    model = _unequal_generator(4)
+    kernel, bias = model.get_layer("conv_in").get_weights()
+    model.get_layer("conv_in").set_weights([-np.abs(kernel), bias])  # tails below the mean, as above
+    model.save(path)
+    dots = _dotted_photos(tmp_path / "dots", 0)
+    out = tmp_path / "npu.tflite"
+    result = export_generator(path, "tflite", out, quantize="int8", uint8_io=True, input_size=SIZE,
+                              calibration_dir=dots, verify_dir=dots, verbose=False)  # fmt: skip
+    assert result.psnr_db >= 30, result.psnr_db
+    kinds = {np.dtype(t["dtype"]).name for t in Interpreter(model_path=str(out)).get_tensor_details()}
+    assert "float32" not in kinds and "BATCH_MATMUL" in litert_ops(out)
+    photo = image_files(dots)[0]
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {os.path.join(REPO, 'export')!r})\n"
+        "import translate_litert\n"
+        f"translate_litert.main([{str(out)!r}, {photo!r}, '--out', {str(tmp_path / 'out.png')!r}])\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path)
+    produced = np.asarray(Image.open(tmp_path / "out.png")).astype(int)
+    expected = load_translator(path)(np.asarray(Image.open(photo).convert("RGB"))).astype(int)
+    assert produced.shape == expected.shape and np.mean(np.abs(produced - expected)) < 4
+
+
 def test_int8_files_gain_from_even_channels_and_int16x8_keeps_the_look(photo_dir, tmp_path, monkeypatch):
     """On norm inputs whose channels are 100x apart, equal channel scales are what make int8 usable (and
     int16x8: 19 dB without them); int16x8 then meets its 40 dB floor."""

@@ -213,3 +213,37 @@ def test_a_re_export_replaces_only_its_own_files(tiny_generator_file, registry, 
     assert exit_info.value.code == 2 and "'style.css'" in capsys.readouterr().err
     assert _tree(site) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
+
+
+@needs_runtime
+@needs_browser
+@pytest.mark.slow
+def test_page_runs_an_int8_file_with_two_grid_norms(registry, tmp_path, browser):
+    """The NPU-ready int8 export (two-grid norms: int8 batched matmuls and transposes) in LiteRT.js."""
+    from cyclegan_keras.export import litert_ops
+    from tests.test_export import SIZE as EXPORT_SIZE
+    from tests.test_export import _dotted_photos, _unequal_generator
+
+    model = _unequal_generator(4)
+    kernel, bias = model.get_layer("conv_in").get_weights()
+    model.get_layer("conv_in").set_weights([-np.abs(kernel), bias])  # tails below the mean
+    model.save(tmp_path / "g.keras")
+    dots = _dotted_photos(tmp_path / "dots", 0)
+    site = tmp_path / "site"
+    assert main(["export", "--model", str(tmp_path / "g.keras"), "--format", "web", "--quantize", "int8",
+                 "--calibration-dir", dots, "--verify-dir", dots, "--input-size", str(EXPORT_SIZE),
+                 "--out", str(site)]) == 0  # fmt: skip
+    registry()
+    shutil.copy(os.path.join(dots, sorted(os.listdir(dots))[0]), site / "dots.png")
+    photo = np.asarray(Image.open(site / "dots.png").convert("RGB"))
+    expected = LiteRTRunner(str(site / "generator.tflite"))(photo)
+    server = _Server(site)
+    try:
+        state = _open(browser, server.url + "index.html?src=dots.png")
+        assert state["status"] == "done", state
+        data = browser.find_element("id", "output").get_attribute("src")
+        got = np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).convert("RGB"))
+        assert "BATCH_MATMUL" in litert_ops(site / "generator.tflite")  # the two-grid norm is in it
+        assert np.mean(np.abs(got.astype(int) - expected.astype(int)) <= 1) >= 0.99
+    finally:
+        server.stop()
