@@ -9,10 +9,12 @@ tensor kept, and each image-shaped tensor gets the fraction of its full range (1
 rounding and clipping error over sampled values is least (what quantization toolkits call MSE
 calibration); per-channel statistics (means, variances) and the operands of sums of products
 (``BATCH_MATMUL``, whose tails those sums need) keep their full range, and the convs that feed a
-``TwoGridInstanceNormalization`` get [-1, 1], where their fine half saturates. Measured on a
-trained generator: +0.7 to +1.0 dB at 64 px, +1.6 dB at 256 px (``docs/benchmarks.md``). The pass
-also gives every tensor its own range: the converter's calibration recorded the residual blocks'
-norm outputs with the range of the sum they feed.
+``TwoGridInstanceNormalization`` get [-1, 1], where their fine half saturates. The statistics' ranges
+then take in the values the int8 file itself computes (its 8-bit activations shift a mean by more
+than the float means vary). Least-error ranges measured on a trained generator: +0.7 to +1.0 dB at
+64 px, +1.6 dB at 256 px (``docs/benchmarks.md``). The pass also gives every tensor its own range:
+the converter's calibration recorded the residual blocks' norm outputs with the range of the sum
+they feed.
 """
 
 from __future__ import annotations

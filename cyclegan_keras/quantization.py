@@ -35,8 +35,8 @@ TARGETS = ("range", "spread")
 # generator's last up-sampling norm 54%, its other norms 0-5% (docs/benchmarks.md).
 TAIL = 6.0
 HEAVY = 0.01
-# Heavy-tailed norms whose tails hold more than this share get two grids (``split_norms``): +2.5 dB on the
-# trained generator's last up-sampling norm (54%), for an extra conv's time (docs/benchmarks.md).
+# Heavy-tailed norms whose tails hold more than this share get two grids (``split_norms``): +3.7 dB on a
+# trained generator (its last up-sampling norm: 54%) for a doubled conv's time (docs/benchmarks.md).
 TWO_GRID = 0.2
 # Photos run through the generator at once while measuring ranges: bounds memory at full size.
 _BATCH = 4
