@@ -96,7 +96,7 @@ def main() -> None:
         for equalize, least, split, two_grid in steps:
             export.equalize_channels = exported[0] if equalize else (lambda model, photos, target: model)
             export.least_error_ranges = exported[1] if least else (lambda calibrated, inputs, **_: calibrated)
-            export.split_norms = exported[2] if split else (lambda model, photos: model)
+            export.split_norms = exported[2] if split else (lambda model, photos, **_: model)
             quantization.TWO_GRID = two_grids if two_grid else 1.0  # 1: no norm is heavy enough
             path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}-{least}-{split}-{two_grid}.tflite")
             export.export_tflite(generator, path, quantize=quantize, input_size=args.size, uint8_io=uint8_io,

@@ -187,7 +187,7 @@ def export_tflite(
     if integer:  # channels 100x apart break 16-bit norms too (19 dB; 40+ equalized, tested)
         generator = equalize_channels(generator, calibration, "range" if quantize == "int8" else "spread")
     if quantize == "int8":
-        generator = split_norms(generator, calibration)
+        generator = split_norms(generator, calibration, two_grids=not dynamic_size)
     # An integer file's uint8 ends are the converter's own (quantized input and output tensors); a
     # float file's are a cast inside the graph.
     graph_uint8 = uint8_io and not integer

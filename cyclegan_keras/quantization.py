@@ -159,7 +159,7 @@ def _feeds_relu_alone(consumers: dict, layer: keras.layers.Layer) -> bool:
     )
 
 
-def split_norms(generator: keras.Model, photos: Sequence[np.ndarray]) -> keras.Model:
+def split_norms(generator: keras.Model, photos: Sequence[np.ndarray], two_grids: bool = True) -> keras.Model:
     """A copy of ``generator`` with its instance norms written for int8 files: the same function in
     float (to round-off), finer 8-bit grids in an int8 file; ``generator`` itself where it has none.
 
@@ -177,6 +177,9 @@ def split_norms(generator: keras.Model, photos: Sequence[np.ndarray]) -> keras.M
     Args:
         generator: a functional generator of this package (equalized or not).
         photos: ``uint8`` calibration photos ``[H, W, 3]`` of one size.
+        two_grids: allow ``TwoGridInstanceNormalization``s. Files of any size have none: their sums of
+            squares cannot be a batched matmul of a known length (8-bit squares gave two grids 33.2 dB
+            against 33.7 with sign-split norms alone on a trained generator, docs/benchmarks.md).
     """
     if not any(isinstance(layer, InstanceNormalization) for layer in generator.layers):
         return generator
@@ -197,7 +200,7 @@ def split_norms(generator: keras.Model, photos: Sequence[np.ndarray]) -> keras.M
     producers = _producers(generator)
     two_grid = {}  # norm name -> (its conv's name, centre, factor, fine factor)
     for name, stats in heavy.items():
-        if np.median(stats["tail"]) <= TWO_GRID:
+        if not two_grids or np.median(stats["tail"]) <= TWO_GRID:
             continue
         norm = generator.get_layer(name)
         conv = _feeding_conv(producers, norm)

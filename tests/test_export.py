@@ -310,6 +310,8 @@ def test_two_grid_norms_keep_the_outputs_take_a_doubled_conv_and_save(photo_dir,
     coarse = halves[..., : halves.shape[-1] // 2]
     assert coarse.min() >= -1 - 1e-4 and coarse.max() <= 1 + 1e-4 and max(-coarse.min(), coarse.max()) > 0.99
     assert all(layer.single_mean for layer in split.layers if isinstance(layer, InstanceNormalization))
+    unsized = quantization.split_norms(model, photos, two_grids=False)  # for files of any size
+    assert not any(isinstance(layer, TwoGridInstanceNormalization) for layer in unsized.layers)
     split.save(tmp_path / "two_grid.keras")
     loaded = keras.saving.load_model(tmp_path / "two_grid.keras", safe_mode=True)
     np.testing.assert_allclose(loaded(x), split(x), atol=1e-6)
@@ -350,7 +352,7 @@ def test_int8_gives_heavy_tailed_norms_two_grids_and_gains(tmp_path, monkeypatch
     two_grids = export_generator(path, "tflite", tmp_path / "two.tflite", quantize="int8", **options)
     monkeypatch.setattr(quantization, "TWO_GRID", 1.0)
     sign_split = export_generator(path, "tflite", tmp_path / "split.tflite", quantize="int8", **options)
-    monkeypatch.setattr(export, "split_norms", lambda generator, photos: generator)
+    monkeypatch.setattr(export, "split_norms", lambda generator, photos, **_: generator)
     without = export_generator(path, "tflite", tmp_path / "plain.tflite", quantize="int8", **options)
     assert sign_split.psnr_db > without.psnr_db + 0.5, (sign_split.psnr_db, without.psnr_db)
     assert two_grids.psnr_db > sign_split.psnr_db + 0.5, (two_grids.psnr_db, sign_split.psnr_db)
