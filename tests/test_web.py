@@ -143,7 +143,7 @@ def test_a_browser_without_webassembly_simd_gets_a_message(tiny_generator_file, 
     site = tmp_path / "site"
     _export(tiny_generator_file, site)
     server = _Server(site)
-    browser.execute_cdp_cmd(
+    script = browser.execute_cdp_cmd(
         "Page.addScriptToEvaluateOnNewDocument", {"source": "WebAssembly.validate = () => false;"}
     )
     try:
@@ -152,7 +152,10 @@ def test_a_browser_without_webassembly_simd_gets_a_message(tiny_generator_file, 
         assert "SIMD" in browser.find_element("id", "message").text
     finally:
         server.stop()
-        browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": ""})
+        # The browser serves the tests after this one: it must have its WebAssembly back.
+        browser.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]}
+        )
 
 
 def test_offline_without_the_runtime_says_what_it_needs(tiny_generator_file, tmp_path, monkeypatch, capsys):
