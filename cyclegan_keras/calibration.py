@@ -66,6 +66,11 @@ def _keeping_interpreter(flatbuffer: bytes):
         )
 
 
+def _widen(extremes: dict[int, tuple[float, float]], i: int, values: np.ndarray) -> None:
+    lo, hi = extremes.get(i, (0.0, 0.0))  # int8 ranges always hold zero
+    extremes[i] = (min(lo, float(values.min())), max(hi, float(values.max())))
+
+
 def _kept_bytes(interpreter) -> int:
     return sum(
         int(np.prod(t["shape"])) * np.dtype(t["dtype"]).itemsize for t in interpreter.get_tensor_details()
@@ -145,8 +150,7 @@ def _measured_ranges(
         interpreter.invoke()
         for i in ranged:
             values = interpreter.get_tensor(i)
-            lo, hi = extremes.get(i, (0.0, 0.0))  # int8 ranges always hold zero
-            extremes[i] = (min(lo, float(values.min())), max(hi, float(values.max())))
+            _widen(extremes, i, values)
             # Image-shaped: not per-channel statistics ([1, 1, 1, C], or [1, C, 1, 1] from a matmul).
             if values.ndim == 4 and values.shape[1] * values.shape[2] > 1 and values.shape[3] > 1:
                 image_shaped.add(i)
@@ -186,9 +190,7 @@ def _int8_statistics(
         interpreter.invoke()
         for i, name in statistics.items():
             if name in found:
-                values = interpreter.get_tensor(found[name])
-                lo, hi = extremes.get(i, (0.0, 0.0))
-                extremes[i] = (min(lo, float(values.min())), max(hi, float(values.max())))
+                _widen(extremes, i, interpreter.get_tensor(found[name]))
     return extremes
 
 
