@@ -1,14 +1,16 @@
-"""Where integer LiteRT files lose quality, and what the export does about it (issue 24).
+"""Where integer LiteRT files lose quality and time, and what the export does about it (issue 24).
 
 For a trained generator: PSNR against the Keras model on real test photos and latency, for float32,
 dynamic, int8 (float ends and --uint8-io) and int16x8, each with the export's channel equalization
 (``cyclegan_keras.quantization``) and, for the integer modes, without it; int8 step by step (none,
 channel ranges, least-error activation ranges from ``cyclegan_keras.calibration``, sign-split norms,
-two-grid norms where the tails are heaviest). Then LiteRT's quantization debugger on the int8 file
-with sign-split norms only (LiteRT's own ranges; a two-grid norm needs the export's): each op's error in
-units of its own quantization step (0.29 is the rounding floor), the worst first, and what keeping
-each kind of op (or the last norm's ops) in float would give; last, how heavy-tailed each instance
-norm's input is, which is what an 8-bit grid per tensor cannot hold.
+two-grid norms where the tails are heaviest, sub-pixel convs from ``cyclegan_keras.subpixel``), then
+the files timed in turn against the first of their kind (LiteRT's own int8 file; float files
+without sub-pixel convs). Then LiteRT's quantization debugger on the int8 file with sign-split norms
+only (LiteRT's own ranges; a two-grid norm needs the export's): each op's error in units of its own
+quantization step (0.29 is the rounding floor), the worst first, and what keeping each kind of op (or
+the last norm's ops) in float would give; last, how heavy-tailed each instance norm's input is,
+which is what an 8-bit grid per tensor cannot hold.
 
     python bench/quantization.py --model runs/zebra/generator_ab.keras --size 64 \
         --photos ../shared/data/horse2zebra
@@ -22,6 +24,7 @@ import io
 import os
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -36,13 +39,15 @@ from cyclegan_keras.layers import InstanceNormalization  # noqa: E402
 from cyclegan_keras.quantization import equalize_channels, split_norms  # noqa: E402
 
 VARIANTS = [(None, False), ("dynamic", False), ("int8", False), ("int8", True), ("int16x8", False)]
-# The int8 export's steps, cumulative: channel scaling, least-error ranges, sign-split norms, two grids.
+# The int8 export's steps, cumulative: channel scaling, least-error ranges, sign-split norms, two grids,
+# sub-pixel convs.
 STEPS = [
-    (False, False, False, False),
-    (True, False, False, False),
-    (True, True, False, False),
-    (True, True, True, False),
-    (True, True, True, True),
+    (False, False, False, False, False),
+    (True, False, False, False, False),
+    (True, True, False, False, False),
+    (True, True, True, False, False),
+    (True, True, True, True, False),
+    (True, True, True, True, True),
 ]
 # What the debugger's float-kept variants keep in float: the instance norms' ops, or the convs.
 KEPT = {"norm ops (MEAN, SUB, MUL, RSQRT, ADD)": ["MEAN", "SUB", "MUL", "RSQRT", "ADD"],
@@ -77,6 +82,7 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=16, help="calibration photos")
     parser.add_argument("--test", type=int, default=16, help="test photos")
     parser.add_argument("--worst", type=int, default=12, help="ops listed from the debugger")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds of the int8 files timed in turn")
     args = parser.parse_args()
     generator = keras.saving.load_model(args.model, safe_mode=True)
     calibration = resized_images(
@@ -85,20 +91,27 @@ def main() -> None:
     test = resized_images(image_files(os.path.join(args.photos, "testA")), args.size, args.test)
     work = tempfile.mkdtemp()
     two_grids = quantization.TWO_GRID
-    exported = export.equalize_channels, export.least_error_ranges, export.split_norms
+    exported = export.equalize_channels, export.least_error_ranges, export.split_norms, export.subpixel_convs
     print(f"{args.model}: {generator.count_params():,} parameters, {args.size} px, {len(calibration)} "
           f"calibration and {len(test)} test photos\n")  # fmt: skip
-    print("| file | channel scaling | int8 ranges | sign-split norms | two grids | PSNR vs Keras "
-          "| latency (1 thread) | Keras (TF) |\n|---|---|---|---|---|---:|---:|---:|")  # fmt: skip
+    print("| file | channel scaling | int8 ranges | sign-split norms | two grids | sub-pixel convs | PSNR vs "
+          "Keras | latency (1 thread) | Keras (TF) |\n|---|---|---|---|---|---|---:|---:|---:|")  # fmt: skip
+    timed = []
     for quantize, uint8_io in VARIANTS:
         # int8: each step of the export added to the previous one; int16x8: with and without scaling.
-        steps = {"int8": STEPS, "int16x8": [STEPS[-1], (False, True, True, True)]}.get(quantize, [STEPS[-1]])
-        for equalize, least, split, two_grid in steps:
+        # Float files with and without sub-pixel convs; int16x8 files have none (no 16x8 kernels).
+        steps = {
+            "int8": STEPS,
+            "int16x8": [STEPS[-1], (False, True, True, True, True)],
+        }.get(quantize, [(*STEPS[-1][:-1], False), STEPS[-1]])
+        for equalize, least, split, two_grid, subpixel in steps:
             export.equalize_channels = exported[0] if equalize else (lambda model, photos, target: model)
             export.least_error_ranges = exported[1] if least else (lambda calibrated, inputs, **_: calibrated)
             export.split_norms = exported[2] if split else (lambda model, photos, **_: model)
             quantization.TWO_GRID = two_grids if two_grid else 1.0  # 1: no norm is heavy enough
-            path = os.path.join(work, f"{quantize}-{uint8_io}-{equalize}-{least}-{split}-{two_grid}.tflite")
+            export.subpixel_convs = exported[3] if subpixel else (lambda model: model)
+            flags = f"{equalize}-{least}-{split}-{two_grid}-{subpixel}"
+            path = os.path.join(work, f"{quantize}-{uint8_io}-{flags}.tflite")
             export.export_tflite(generator, path, quantize=quantize, input_size=args.size, uint8_io=uint8_io,
                                  calibration=calibration)  # fmt: skip
             result = export.verify_export(generator, path, test, kind="", threads=1)
@@ -107,9 +120,14 @@ def main() -> None:
             ranges = ("least error" if least else "min/max") if quantize == "int8" else "-"
             split_ = ("yes" if split else "no") if quantize == "int8" else "-"
             grids = ("yes" if two_grid else "no") if quantize == "int8" else "-"
-            print(f"| {name} | {scaled} | {ranges} | {split_} | {grids} | {result.psnr_db:.1f} dB | "
-                  f"{result.latency_ms:.2f} ms | {result.keras_latency_ms:.1f} ms |", flush=True)  # fmt: skip
-    export.equalize_channels, export.least_error_ranges, export.split_norms = exported
+            phased = "-" if quantize == "int16x8" else ("yes" if subpixel else "no")
+            print(f"| {name} | {scaled} | {ranges} | {split_} | {grids} | {phased} | "
+                  f"{result.psnr_db:.1f} dB | {result.latency_ms:.2f} ms | "
+                  f"{result.keras_latency_ms:.1f} ms |", flush=True)  # fmt: skip
+            if quantize != "int16x8":
+                timed.append((name, f"{name}, {flags}" if quantize == "int8" else f"{name}, {phased}", path))
+    export.equalize_channels, export.least_error_ranges, export.split_norms, export.subpixel_convs = exported
+    _interleaved(timed, args.rounds)
     quantization.TWO_GRID = 1.0  # the debugger's file takes LiteRT's ranges: sign-split norms only
 
     for title, model in (
@@ -152,6 +170,43 @@ def main() -> None:
                 flush=True,
             )
     _tails(generator, calibration)
+
+
+def _interleaved(files: list[tuple[str, str, str]], rounds: int) -> None:
+    """Each ``(kind, name, path)`` file's latency (1 thread), the files timed in turn for ``rounds``
+    rounds so that the CPU's drift falls on all of them alike; medians, and ratios to the first file of
+    the same kind."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreters = []
+    for _, _, path in files:
+        interpreter = Interpreter(model_path=path, num_threads=1)
+        interpreter.allocate_tensors()
+        source = interpreter.get_input_details()[0]
+        pixels = np.random.default_rng(0).uniform(-1, 1, source["shape"])
+        interpreter.set_tensor(source["index"], pixels.astype(source["dtype"]))
+        interpreter.invoke()
+        interpreters.append(interpreter)
+    runs = max(1, int(0.2 / _seconds(interpreters[-1], 1)))  # about 0.2 s a file and round
+    times = [[] for _ in files]
+    for _ in range(rounds):
+        for interpreter, measured in zip(interpreters, times):
+            measured.append(_seconds(interpreter, runs) * 1000)
+    print(f"\nFiles timed in turn ({rounds} rounds of {runs} runs, 1 thread; medians)\n")
+    print("| file (float: sub-pixel convs; int8: scaling-ranges-split-two grids-sub-pixel) | latency | "
+          "vs the first of its kind |\n|---|---:|---:|")  # fmt: skip
+    first: dict[str, float] = {}
+    for (kind, name, _), measured in zip(files, times):
+        latency = float(np.median(measured))
+        first.setdefault(kind, latency)
+        print(f"| {name} | {latency:.2f} ms | {latency / first[kind]:.2f}x |", flush=True)
+
+
+def _seconds(interpreter, runs: int) -> float:
+    start = time.perf_counter()
+    for _ in range(runs):
+        interpreter.invoke()
+    return (time.perf_counter() - start) / runs
 
 
 def _tails(generator, calibration) -> None:

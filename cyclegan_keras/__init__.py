@@ -102,7 +102,7 @@ def __dir__() -> list[str]:
 
 def _register_serializables() -> None:
     """Registers the classes that ``.keras`` files of this package name, for ``keras.models.load_model``."""
-    for module in ("layers", "pool", "model"):
+    for module in ("layers", "subpixel", "pool", "model"):
         importlib.import_module(f"cyclegan_keras.{module}")
 
 

@@ -32,7 +32,8 @@ SAMPLES = 8192
 # Above this many bytes of activations kept at once the pass is skipped (LiteRT's own ranges stay).
 MAX_KEPT_BYTES = 4 << 30
 # Ops whose output holds their input's values rearranged (int8 keeps one grid through them).
-_VIEWS = ("RESHAPE", "TRANSPOSE", "STRIDED_SLICE")
+_VIEWS = ("RESHAPE", "TRANSPOSE", "STRIDED_SLICE", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE")
+_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
 # The range of a saturated conv's output (``saturated`` in ``least_error_ranges``).
 SATURATED_RANGE = (-1.0, 1.0)
 
@@ -197,27 +198,27 @@ def _int8_statistics(
 def _graph_rules(model, saturated: Iterable[str]) -> tuple[set[int], set[int]]:
     """The tensors that keep their full calibration range: the operands of each ``BATCH_MATMUL``
     (back through views), whose int32 sums of products are exact and need the tails; and those held
-    to ``SATURATED_RANGE``: the outputs of ops in the scope of a ``saturated`` layer, and their views."""
+    to ``SATURATED_RANGE``: the conv outputs in the scope of a ``saturated`` layer, their views and
+    their concatenations."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
     graph = model.subgraphs[0]
     ops = [(op, names[model.operatorCodes[op.opcodeIndex].builtinCode]) for op in graph.operators]
     producer = {int(t): (op, kind) for op, kind in ops for t in op.outputs}
-    consumers: dict[int, list[tuple]] = {}
-    for op, kind in ops:
-        for t in op.inputs:
-            consumers.setdefault(int(t), []).append((op, kind))
     scopes = [re.compile(rf"(^|/){re.escape(layer)}(_\d+)?/") for layer in saturated]
     fixed: set[int] = set()
-    forward = [
-        int(t) for op, _ in ops for t in op.outputs
-        if any(scope.search(graph.tensors[t].name.decode()) for scope in scopes)
-    ]  # fmt: skip
-    while forward:
-        tensor = forward.pop()
-        fixed.add(tensor)
-        forward += [int(op.outputs[0]) for op, kind in consumers.get(tensor, []) if kind in _VIEWS]
+    # The saturated layers' conv outputs and what only rearranges them (the ops run in this order);
+    # not their inputs, which a sub-pixel conv pads and slices within its own scope.
+    for op, kind in ops:
+        outputs = [int(t) for t in op.outputs]
+        produced = kind in _CONVS and any(
+            scope.search(graph.tensors[outputs[0]].name.decode()) for scope in scopes
+        )
+        viewed = kind in _VIEWS and int(op.inputs[0]) in fixed
+        joined = kind == "CONCATENATION" and all(int(t) in fixed for t in op.inputs)
+        if produced or viewed or joined:
+            fixed.update(outputs)
     full: set[int] = set()
     backward = [int(t) for op, kind in ops if kind == "BATCH_MATMUL" for t in op.inputs]
     while backward:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from cyclegan_keras import graph
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.images import to_float
 from cyclegan_keras.layers import (
@@ -40,12 +41,6 @@ HEAVY = 0.01
 TWO_GRID = 0.2
 # Photos run through the generator at once while measuring ranges: bounds memory at full size.
 _BATCH = 4
-
-
-def _producers(model: keras.Model) -> dict[int, keras.layers.Layer]:
-    """Each layer output's ``id`` to its layer."""
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    return {id(layer.output): layer for layer in layers}
 
 
 def _crops(producers: dict, layer: keras.layers.Layer) -> list[keras.layers.Layer]:
@@ -125,7 +120,7 @@ def equalize_channels(
     copy = keras.models.clone_model(generator)
     copy.set_weights(generator.get_weights())
     norms = [layer for layer in copy.layers if isinstance(layer, InstanceNormalization)]
-    producers = _producers(copy)
+    producers = graph.producers(copy)
     fed = [(norm, conv) for norm in norms if (conv := _feeding_conv(producers, norm)) is not None]
     if not fed:
         return copy
@@ -192,12 +187,8 @@ def split_norms(generator: keras.Model, photos: Sequence[np.ndarray], two_grids:
         norm.name: stats for norm, stats in zip(norms, _channel_statistics(probe, photos) if probe else [])
         if np.median(stats["tail"]) > HEAVY
     }  # fmt: skip
-    consumers: dict[int, list] = {}
-    for layer in generator.layers:
-        if not isinstance(layer, keras.layers.InputLayer):
-            for tensor in layer.input if isinstance(layer.input, list) else [layer.input]:
-                consumers.setdefault(id(tensor), []).append(layer)
-    producers = _producers(generator)
+    consumers = graph.consumers(generator)
+    producers = graph.producers(generator)
     two_grid = {}  # norm name -> (its conv's name, centre, factor, fine factor)
     for name, stats in heavy.items():
         if not two_grids or np.median(stats["tail"]) <= TWO_GRID:
@@ -249,7 +240,7 @@ def split_norms(generator: keras.Model, photos: Sequence[np.ndarray], two_grids:
 def two_grid_convs(generator: keras.Model) -> list[str]:
     """The names of the convs that feed a ``TwoGridInstanceNormalization`` of ``generator`` (their int8
     range must be [-1, 1]: ``cyclegan_keras.calibration.least_error_ranges``)."""
-    producers = _producers(generator)
+    producers = graph.producers(generator)
     return [
         _feeding_conv(producers, layer).name for layer in generator.layers
         if isinstance(layer, TwoGridInstanceNormalization)

@@ -134,3 +134,35 @@ def test_saturated_convs_get_minus_one_to_one_and_summed_operands_keep_their_tai
     # the matmul's operands, back through its reshapes and transpose to the conv that makes them
     assert any("/summed" in name for name in kept) and any(name.endswith("transpose") for name in kept)
     assert not any("/other" in name for name in kept) and not fixed
+
+
+def test_a_saturated_sub_pixel_conv_keeps_its_input_range(tmp_path):
+    """Saturation is for a conv's output: a sub-pixel conv pads and slices its input in its own scope,
+    and that input (a ReLU's output, up to several units here) keeps its range."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from cyclegan_keras.subpixel import SubPixelConv2DTranspose
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((32, 32, 4))
+    y = keras.layers.ReLU()(keras.layers.Conv2D(4, 1, name="first")(x))
+    # Cropped at the end only: the even phases read the row before, a PAD inside the layer's scope.
+    up = SubPixelConv2DTranspose(4, 3, cropping=((0, 1), (0, 1)), name="up")(y)
+    inputs = _heavy_tailed(2, 4)
+    calibrated = _converted(tmp_path, keras.Model(x, up), inputs)
+    model = flatbuffer_utils.convert_bytearray_to_object(calibrated)
+    _, fixed = calibration._graph_rules(model, ["up"])
+    graph = model.subgraphs[0]
+    kinds = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    outputs: dict[str, list[bool]] = {}
+    for op in graph.operators:
+        kind = kinds[model.operatorCodes[op.opcodeIndex].builtinCode]
+        if "/up_" in graph.tensors[op.outputs[0]].name.decode() or kind == "DEPTH_TO_SPACE":
+            outputs.setdefault(kind, []).append(int(op.outputs[0]) in fixed)
+    # The phase convs, their concatenation and its interleaving (the output); not the pads.
+    assert outputs["CONCATENATION"] == outputs["DEPTH_TO_SPACE"] == [True] and all(outputs["CONV_2D"])
+    assert outputs["PAD"] and not any(outputs["PAD"])
+    after = _ranges(calibration.least_error_ranges(calibrated, inputs, saturated=["up"]))
+    padded = [name for name in after if "up" in name and "Pad" in name]
+    assert padded and all(after[name][1] > 1.5 for name in padded), {name: after[name] for name in padded}

@@ -96,6 +96,10 @@ def test_litert_variants_are_builtin_only_and_verified(generator, photo_dir, tmp
     # dynamic-size file mirrors its input to a multiple of 4 once, before the network.
     assert "SQUARED_DIFFERENCE" not in ops
     assert ("MIRROR_PAD" in ops) == bool(options.get("dynamic_size"))
+    # Sub-pixel convs (cyclegan_keras.subpixel) in place of TRANSPOSE_CONV; a file of any size keeps
+    # its RGB-end convs whole (no known size to take 2x2 blocks of).
+    assert "TRANSPOSE_CONV" not in ops and "DEPTH_TO_SPACE" in ops
+    assert ("SPACE_TO_DEPTH" in ops) != bool(options.get("dynamic_size"))
     if quantize is None and not options:
         assert xnnpack_partitions(out) == 1
     if quantize is None and not options.get("uint8_io"):
