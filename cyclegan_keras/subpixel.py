@@ -24,6 +24,7 @@ import numpy as np
 from keras import ops
 
 from cyclegan_keras import graph
+from cyclegan_keras.errors import UsageError
 from cyclegan_keras.layers import PACKAGE
 
 # Convs with fewer input or output channels than this are the image ends that space-to-depth speeds up;
@@ -67,10 +68,11 @@ class SubPixelConv2DTranspose(keras.layers.Conv2DTranspose):
         if (
             self.strides != (2, 2) or self.padding != "valid" or self.dilation_rate != (1, 1)
             or self.output_padding is not None or self.data_format != "channels_last"
+            or min(self.kernel_size) < 2
         ):  # fmt: skip
-            raise ValueError(
-                "SubPixelConv2DTranspose takes strides 2, padding 'valid', channels_last, no dilation or "
-                "output padding"
+            raise UsageError(
+                "SubPixelConv2DTranspose takes kernels of 2 or more, strides 2, padding 'valid', "
+                "channels_last, no dilation or output padding"
             )
         self.cropping = tuple(tuple(int(c) for c in side) for side in cropping)
 
@@ -138,7 +140,7 @@ class SpaceToDepthConv2D(keras.layers.Conv2D):
             or self.groups != 1 or self.data_format != "channels_last"
             or not all(k % 2 for k in self.kernel_size)
         ):  # fmt: skip
-            raise ValueError(
+            raise UsageError(
                 "SpaceToDepthConv2D takes odd kernel sizes, strides 1, padding 'valid', channels_last, no "
                 "dilation or groups"
             )
@@ -177,7 +179,7 @@ def _transposed_ok(layer) -> bool:
     return (
         type(layer) is keras.layers.Conv2DTranspose and layer.strides == (2, 2) and layer.padding == "valid"
         and layer.dilation_rate == (1, 1) and layer.output_padding is None
-        and layer.data_format == "channels_last"
+        and layer.data_format == "channels_last" and min(layer.kernel_size) >= 2
     )  # fmt: skip
 
 

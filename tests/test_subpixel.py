@@ -54,6 +54,8 @@ def test_layers_refuse_what_they_cannot_compute():
         SpaceToDepthConv2D(4, 4)
     with pytest.raises(ValueError, match="strides 2"):
         SubPixelConv2DTranspose(4, 3, padding="same")
+    with pytest.raises(ValueError, match="kernels of 2 or more"):
+        SubPixelConv2DTranspose(4, 1)  # one of the two phases would have no taps
 
 
 def test_subpixel_convs_keep_the_generator_and_round_trip(tmp_path):
