@@ -12,7 +12,8 @@ the npm registry, and ``selenium``.
 Both are also given as GFLOP/s of the convolutions (about 99 GFLOP per 256 px image, nine tenths of
 it in the residual blocks), to compare with what the CPU's SIMD width allows. ``--variant no-norm``
 (instance norms left out) and ``--variant zero-pad`` (zero instead of reflection padding) show how
-much of the gap the non-convolution ops make.
+much of the gap the non-convolution ops make; ``--variant plain-convs`` exports the transposed and
+RGB-end convs as they are instead of in sub-pixel form (``cyclegan_keras.subpixel``).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--screenshot", help="save a screenshot of the page here")
-    parser.add_argument("--variant", choices=("full", "no-norm", "zero-pad"), default="full")
+    parser.add_argument("--variant", choices=("full", "no-norm", "zero-pad", "plain-convs"), default="full")
     parser.add_argument(
         "--model", help="a trained generator (.keras) instead of the random 9-block one (for a screenshot)"
     )
@@ -62,6 +63,10 @@ def main() -> None:
     else:
         generator = resnet_generator(9, 64, name="horse2zebra")
     generator = _variant(generator, args.variant)
+    if args.variant == "plain-convs":
+        import cyclegan_keras.export
+
+        cyclegan_keras.export.subpixel_convs = lambda model: model
     work = tempfile.mkdtemp()
     site = os.path.join(work, "site")
     model = export_web(generator, site, input_size=args.size)
@@ -118,7 +123,8 @@ def _variant(generator, variant: str):
             return keras.layers.ZeroPadding2D(layer.padding, name=layer.name)
         return layer.__class__.from_config(layer.get_config())
 
-    return generator if variant == "full" else keras.models.clone_model(generator, clone_function=swap)
+    swapped = variant in ("no-norm", "zero-pad")
+    return keras.models.clone_model(generator, clone_function=swap) if swapped else generator
 
 
 def _conv_flops(generator, size: int) -> float:
