@@ -180,15 +180,12 @@ class TwoGridInstanceNormalization(InstanceNormalization):
     Args:
         fine_scale: the fine half's factor per channel (positive).
         epsilon: as for ``InstanceNormalization``, for the coarse half.
-        cropping: rows and columns dropped first, ``((top, bottom), (left, right))`` as for
-            ``keras.layers.Cropping2D`` (the feeding conv's crop, taken with the halves).
     """
 
     def __init__(
         self,
         fine_scale: list[float],
         epsilon: float | list[float] = 1e-5,
-        cropping: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
         **kwargs,
     ):
         kwargs.setdefault("single_mean", True)
@@ -198,12 +195,9 @@ class TwoGridInstanceNormalization(InstanceNormalization):
         self.fine_scale = [float(f) for f in fine_scale]
         if min(self.fine_scale, default=0.0) <= 0:
             raise UsageError("TwoGridInstanceNormalization needs a positive fine_scale per channel.")
-        self.cropping = tuple(tuple(int(c) for c in side) for side in cropping)
 
     def call(self, inputs):
-        (top, bottom), (left, right) = self.cropping
-        # The crop and the channel halves in one slice each: fewer passes over the activations.
-        x = ops.cast(inputs, "float32")[:, top : -bottom or None, left : -right or None]
+        x = ops.cast(inputs, "float32")
         channels = len(self.fine_scale)
         coarse, fine = x[..., :channels], x[..., channels:]
         factor = np.asarray(self.fine_scale, np.float32)
@@ -216,17 +210,10 @@ class TwoGridInstanceNormalization(InstanceNormalization):
         return ops.cast(ops.relu(fine - mean * factor) * gain, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
-        n, h, w, _ = input_shape
-        (top, bottom), (left, right) = self.cropping
-        return (
-            n,
-            None if h is None else h - top - bottom,
-            None if w is None else w - left - right,
-            len(self.fine_scale),
-        )
+        return (*input_shape[:3], len(self.fine_scale))
 
     def get_config(self):
-        return {**super().get_config(), "fine_scale": self.fine_scale, "cropping": self.cropping}
+        return {**super().get_config(), "fine_scale": self.fine_scale}
 
 
 def _mirror(x, padding: int, axis: int):

@@ -44,7 +44,7 @@ _BATCH = 4
 
 
 def _crops(producers: dict, layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    """The crops right before ``layer`` (or the identities ``split_norms`` left of them), nearest
+    """The crops right before ``layer`` (or the identities ``subpixel_convs`` left of them), nearest
     first; ``producers`` maps each layer output's ``id`` to its layer."""
     crops = []
     source = producers.get(id(layer.input))
@@ -195,28 +195,20 @@ def split_norms(generator: keras.Model, photos: Sequence[np.ndarray], two_grids:
             continue
         norm = generator.get_layer(name)
         conv = _feeding_conv(producers, norm)
-        # The conv's channels are doubled and its crops folded into the norm: nothing else may read them.
+        # The conv's channels are doubled: nothing but the norm may read them (crops between take both
+        # halves alike).
         chain = [conv, *_crops(producers, norm)] if conv is not None else []
         alone = all(len(consumers.get(id(layer.output), [])) == 1 for layer in chain)
         linear = conv is not None and conv.activation is keras.activations.linear
         if linear and alone and _feeds_relu_alone(consumers, norm):
             two_grid[name] = (conv.name, *_two_grid_factors(stats))
     convs = {conv: name for name, (conv, *_) in two_grid.items()}
-    # Each two-grid norm crops its input itself (with its channel halves): its crops become no-ops.
-    crops = {name: _crops(producers, generator.get_layer(name)) for name in two_grid}
-    folded = {crop.name for layers in crops.values() for crop in layers}
 
     def clone(layer):
         if layer.name in two_grid:
             _, _, factor, fine = two_grid[layer.name]
             epsilon = np.asarray(layer.epsilon, np.float64) * factor**2
-            croppings = [crop.cropping for crop in crops[layer.name] if hasattr(crop, "cropping")]
-            cropping = np.sum(croppings or [((0, 0), (0, 0))], axis=0)
-            return TwoGridInstanceNormalization(
-                fine_scale=list(fine), epsilon=list(epsilon), cropping=cropping.tolist(), name=layer.name
-            )
-        if layer.name in folded:
-            return keras.layers.Identity(name=layer.name)
+            return TwoGridInstanceNormalization(fine_scale=list(fine), epsilon=list(epsilon), name=layer.name)
         if layer.name in heavy:
             return SignSplitInstanceNormalization(
                 epsilon=layer.epsilon, rectified=_feeds_relu_alone(consumers, layer), name=layer.name
