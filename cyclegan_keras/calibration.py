@@ -88,8 +88,9 @@ def least_error_ranges(
         calibrated: a LiteRT flatbuffer from ``TFLiteConverter`` with ``_experimental_calibrate_only``.
         inputs: the model's float inputs ``[1, H, W, C]`` (the calibration photos).
         levels: the quantization levels (256 for int8).
-        saturated: names of layers (convs) whose output, and the views of it (crops, slices), get
-            ``SATURATED_RANGE`` whatever their calibration range.
+        saturated: names of layers (convs) whose conv outputs, and what only rearranges them (crops,
+            slices, a sub-pixel conv's concatenation and ``DEPTH_TO_SPACE``), get ``SATURATED_RANGE``
+            whatever their calibration range.
 
     Returns:
         The flatbuffer with new ranges. Where keeping every activation of one photo would take more

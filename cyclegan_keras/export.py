@@ -189,7 +189,7 @@ def export_tflite(
             "int16x8 files take and give float32 (LiteRT's 16x8 mode has no 8-bit input or output): drop "
             "--uint8-io, or use --quantize int8 --uint8-io for an 8-bit integer-only file"
         )
-    # Sub-pixel convs: the same function, 10-15% faster files (float and int8, docs/benchmarks.md).
+    # Sub-pixel convs: the same function, 8-14% faster files (float and int8, docs/benchmarks.md).
     # LiteRT's 16x8 mode has no SPACE_TO_DEPTH or DEPTH_TO_SPACE.
     if quantize != "int16x8":
         generator = subpixel_convs(generator)
