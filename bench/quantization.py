@@ -19,9 +19,11 @@ which is what an 8-bit grid per tensor cannot hold.
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import io
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -90,6 +92,8 @@ def main() -> None:
     )
     test = resized_images(image_files(os.path.join(args.photos, "testA")), args.size, args.test)
     work = tempfile.mkdtemp()
+    # Every exported file goes here; removed at exit, an error or Ctrl-C included.
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     two_grids = quantization.TWO_GRID
     exported = export.equalize_channels, export.least_error_ranges, export.split_norms, export.subpixel_convs
     print(f"{args.model}: {generator.count_params():,} parameters, {args.size} px, {len(calibration)} "
