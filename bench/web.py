@@ -19,6 +19,7 @@ RGB-end convs as they are instead of in sub-pixel form (``cyclegan_keras.subpixe
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
 import shutil
@@ -68,6 +69,7 @@ def main() -> None:
 
         cyclegan_keras.export.subpixel_convs = lambda model: model
     work = tempfile.mkdtemp()
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # at exit, an error or Ctrl-C included
     site = os.path.join(work, "site")
     model = export_web(generator, site, input_size=args.size)
     photos = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cyclegan_keras",
@@ -108,7 +110,6 @@ def main() -> None:
     print(f"| {args.size} px float32 {args.variant} | page ({state['backend']}, threads {state['threads']}, "
           f"{threads} hardware threads) {page_ms:.0f} ms | Python LiteRT (2 threads) {python_ms:.0f} ms | "
           f"{page_ms / python_ms:.2f}x |")  # fmt: skip
-    shutil.rmtree(work, ignore_errors=True)
 
 
 def _variant(generator, variant: str):
