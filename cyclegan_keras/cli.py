@@ -12,16 +12,22 @@ import contextlib
 import dataclasses
 import importlib.util
 import os
-import re
 import signal
 import sys
-import tempfile
 import threading
 import typing
 import warnings
 from collections.abc import Sequence
 
-from cyclegan_keras.config import CYCLE_GAN_CONFIGS, QUANTIZATIONS, TILE_STATS, TrainConfig
+from cyclegan_keras.config import (
+    BOUNDS,
+    CYCLE_GAN_CONFIGS,
+    QUANTIZATIONS,
+    TILE_STATS,
+    TrainConfig,
+    range_text,
+    within,
+)
 from cyclegan_keras.version import __version__
 
 DEFAULTS = TrainConfig()
@@ -32,24 +38,33 @@ MODEL_HELP = (
 _GROUPS = ("data", "model", "optimisation", "run")
 
 
-def _bounded(kind: type, minimum: float | None):
-    """An argparse ``type`` that reads an int or float and enforces ``minimum``."""
-    noun = "an integer" if kind is int else "a number"
-    wanted = "a positive integer" if (kind, minimum) == (int, 1) else f"{noun} >= {minimum}"
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, naming the flag and what it takes (the usage
+    block that argparse prints first buries it; ``--help`` shows it)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _bounded(kind: type, **bounds: float):
+    """An argparse ``type`` that reads an int or a finite float within the bounds (``above`` and
+    ``below`` exclude their value, ``minimum`` and ``maximum`` include it)."""
+    wanted = range_text(kind, **bounds)
 
     def convert(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {noun}, got {text}") from None
-        if minimum is not None and value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}") from None
+        if not within(value, **bounds):
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value
 
+    convert.kind, convert.bounds = kind, bounds  # what the command table test feeds wrong values
     return convert
 
 
-_positive_int = _bounded(int, 1)
+_positive_int = _bounded(int, minimum=1)
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +108,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
         if "choices" in rules:
             arguments["choices"] = rules["choices"]
         if kind is not str:
-            arguments["type"] = _bounded(kind, rules.get("minimum"))
+            arguments["type"] = _bounded(kind, **{key: rules[key] for key in BOUNDS if key in rules})
         group.add_argument(
             flag, default=argparse.SUPPRESS, **{k: v for k, v in arguments.items() if v is not None}
         )
@@ -256,6 +271,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.out:
         check_output_file(args.out, "report")
+    args.direction = args.direction or "a_to_b"
     source, target = ("testA", "testB") if args.direction == "a_to_b" else ("testB", "testA")
     if args.data_dir:
         folders = domain_folders(args.data_dir, required=(source, target))
@@ -301,14 +317,14 @@ def _add_direction(parser: argparse.ArgumentParser, more: str = "") -> None:
     parser.add_argument(
         "--direction",
         choices=("a_to_b", "b_to_a"),
-        default="a_to_b",
-        help=f"for a whole CycleGAN .keras file: which generator (default: %(default)s){more}",
+        help="for a whole CycleGAN .keras file: which generator (default: a_to_b); a file of one generator "
+        f"translates its own way, and one whose name says the other is refused{more}",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cyclegan-keras``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cyclegan-keras",
         description="CycleGAN in Keras 3: train with the official recipe, translate, export to LiteRT.",
     )
@@ -477,7 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("folder", metavar="DIR", help="the web export's folder")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=_bounded(int, 0), default=8000, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--port",
+        type=_bounded(int, minimum=0, maximum=65535),
+        default=8000,
+        help="port, 0 for any free one (default: %(default)s)",
+    )
     serve.set_defaults(run=_cmd_serve)
     return parser
 
@@ -508,7 +529,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cyclegan_keras.errors import DatasetUnavailableError, UsageError, WriteError
 
     try:
-        if not args.framework_logs:  # inside the handlers: a Ctrl-C during TensorFlow's import is one line
+        if args.framework_logs:
+            from cyclegan_keras.native_logs import show_native_logs
+
+            show_native_logs()
+        else:  # inside the handlers: a Ctrl-C during TensorFlow's import is one line
             _quiet_tensorflow(args)
         with _one_line_warnings(args.command):
             return args.run(args)
@@ -527,25 +552,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-# TensorFlow's start-up lines in absl's format: INFO (I) and WARNING (W) lines, and absl's own notice.
-_STARTUP_NOISE = re.compile(
-    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|[IW]\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\])"
-)
-# TensorFlow probing CUDA on a machine that has no NVIDIA driver: an "error" that only says "no GPU".
-_NO_DRIVER_PROBE = re.compile(r"^E\d{4} .*cuda_platform\.cc:\d+\] failed call to cuInit")
-
-
 def _quiet_tensorflow(args: argparse.Namespace) -> None:
-    """Imports TensorFlow, when the command will, with its start-up INFO and WARNING lines hidden.
-
-    TensorFlow's C++ start-up lines ("Could not find cuda drivers ... GPU will not be used", absl's "All
-    log messages before absl::InitializeLog() is called are written to STDERR") read like errors and bury
-    the command's own output. absl prints them before any threshold applies (TF_CPP_MIN_LOG_LEVEL does
-    not reach them), so they are caught at the file descriptor while TensorFlow loads and looks for
-    devices; every other line, ERROR lines included, is passed on, except the failed CUDA probe of a
-    machine without an NVIDIA driver. A level the user set in TF_CPP_MIN_LOG_LEVEL is left alone.
-    """
+    """Imports TensorFlow, when the command will, with its start-up INFO and WARNING lines hidden
+    (``cyclegan_keras.native_logs``). A level the user set in TF_CPP_MIN_LOG_LEVEL is left alone."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.command == "serve" or (args.command == "pretrained" and not args.name):
         return
@@ -557,22 +566,12 @@ def _quiet_tensorflow(args: argparse.Namespace) -> None:
             return
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            import tensorflow as tf
+    from cyclegan_keras.native_logs import quiet_native_logs
 
-            tf.config.list_physical_devices()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            log.seek(0)
-            driver = os.path.exists("/proc/driver/nvidia")
-            for line in log.read().decode(errors="replace").splitlines():
-                if not (_STARTUP_NOISE.match(line) or (not driver and _NO_DRIVER_PROBE.match(line))):
-                    print(line, file=sys.stderr)
+    with quiet_native_logs():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
 
 
 def _take_ctrl_c() -> None:

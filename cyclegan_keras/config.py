@@ -9,7 +9,9 @@ line's help reads it).
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
+import typing
 import warnings
 from dataclasses import InitVar, dataclass, field
 from typing import Any
@@ -55,6 +57,38 @@ CYCLE_GAN_CONFIGS = (
     "facades",
     "iphone2dslr_flower",
 )
+
+
+# Bounds a number may have (``option``'s rules): ``minimum`` and ``maximum`` include their value,
+# ``above`` and ``below`` exclude it.
+BOUNDS = ("minimum", "maximum", "above", "below")
+
+
+def within(value: float, **bounds: float | None) -> bool:
+    """Whether ``value`` is a finite number within ``bounds`` (``BOUNDS``' keywords)."""
+    if not math.isfinite(value):
+        return False
+    minimum, maximum = bounds.get("minimum"), bounds.get("maximum")
+    above, below = bounds.get("above"), bounds.get("below")
+    return not (
+        (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+        or (above is not None and value <= above)
+        or (below is not None and value >= below)
+    )
+
+
+def range_text(kind: type, **bounds: float | None) -> str:
+    """What ``within`` accepts, in words: ``a positive integer``, ``a finite number from 0 to 1``, ..."""
+    noun = "an integer" if kind is int else "a finite number"
+    if kind is int and bounds.get("minimum") == 1 and not any(bounds.get(k) for k in BOUNDS[1:]):
+        return "a positive integer"
+    parts = [
+        f"{word} {bounds[key]}"
+        for key, word in (("minimum", ">="), ("above", ">"), ("maximum", "<="), ("below", "<"))
+        if bounds.get(key) is not None
+    ]
+    return noun + (" " + " and ".join(parts) if parts else "")
 
 
 def check_choice(key: str, value: Any, choices) -> Any:
@@ -152,7 +186,8 @@ def option(default: Any, help: str, group: str, **rules: Any) -> Any:
         default: the default value.
         help: the ``--help`` text.
         group: the ``--help`` section (``data``, ``model``, ``optimisation``, ``run``).
-        **rules: ``choices`` (allowed values), ``minimum`` (smallest allowed number), ``exclusive``
+        **rules: ``choices`` (allowed values), ``minimum``/``maximum`` (the smallest and largest allowed
+            number), ``above``/``below`` (bounds that the number must stay strictly within), ``exclusive``
             (fields sharing this name cannot be given together), ``resume_applies`` (the flag may
             change a run that ``--resume`` continues; every other flag that differs from the run's
             own setting is refused there), ``metavar``, ``flag`` (the option's name, when it is not the
@@ -245,8 +280,8 @@ class TrainConfig:
     steps_per_epoch: int | None = option(None, "batches per epoch (default: max(|A|, |B|) / batch size); "
                                          "fewer for quick runs", "optimisation", minimum=1,
                                          resume_applies=True)  # fmt: skip
-    lr: float = option(2e-4, "Adam learning rate", "optimisation", official="--lr")
-    beta1: float = option(0.5, "Adam beta_1", "optimisation", official="--beta1")
+    lr: float = option(2e-4, "Adam learning rate", "optimisation", above=0, official="--lr")
+    beta1: float = option(0.5, "Adam beta_1", "optimisation", minimum=0, below=1, official="--beta1")
     precision: str = option("float32", "float32, or mixed precision", "optimisation", choices=PRECISIONS)
     strategy: str = option("default", "tf.distribute: one device, all local GPUs (mirrored), or the "
                            "TF_CONFIG workers (multi_worker); --batch-size is the global batch",
@@ -290,18 +325,16 @@ class TrainConfig:
                     stacklevel=3,
                 )
                 setattr(self, new, value)
+        hints = typing.get_type_hints(TrainConfig)
         for spec in dataclasses.fields(self):
-            value, rules = getattr(self, spec.name), spec.metadata
-            if "choices" in rules and value is not None:
-                check_choice(spec.name, value, rules["choices"])
-            if "minimum" in rules and value is not None and value < rules["minimum"]:
-                raise UsageError(f"{spec.name} must be >= {rules['minimum']}, got {value}")
+            if "help" in spec.metadata:
+                _check_setting(spec, getattr(self, spec.name), hints[spec.name])
+        if not isinstance(self.versions, dict):
+            raise UsageError(f"versions must be a mapping of names to versions, got {self.versions!r}")
         if self.n_epochs + self.n_epochs_decay < 1:
             raise UsageError(
                 "n_epochs and n_epochs_decay (--epochs, --epochs-decay) must add up to at least 1"
             )
-        if self.lr <= 0:
-            raise UsageError(f"lr must be > 0, got {self.lr}")
         self._check_official_combinations()
         kind, depth = GENERATORS[self.generator]
         if kind == "unet" and self.crop_size % 2**depth:
@@ -348,6 +381,34 @@ class TrainConfig:
         return self.n_epochs + self.n_epochs_decay
 
 
+def _check_setting(spec: dataclasses.Field, value: Any, hint: Any) -> None:
+    """Refuses a setting of the wrong type, outside its choices or its bounds (NaN and infinities
+    included), naming the field and its flag: a ``config.json`` gets the flags' rules."""
+    rules = spec.metadata
+    name = f"{spec.name} ({rules.get('flag', '--' + spec.name.replace('_', '-'))})"
+    kinds = typing.get_args(hint) or (hint,)
+    if value is None:
+        if type(None) in kinds:
+            return
+        raise UsageError(f"{name} needs a value, got null")
+    kind = next(k for k in kinds if k is not type(None))
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    fits = {
+        bool: isinstance(value, bool),
+        int: number and isinstance(value, int),
+        float: number,
+        str: isinstance(value, str),
+    }.get(kind, True)
+    bounds = {key: rules[key] for key in BOUNDS if key in rules}
+    if kind in (int, float) and fits and not within(value, **bounds):
+        fits = False
+    if not fits:
+        wanted = {bool: "true or false", str: "a string"}.get(kind) or range_text(kind, **bounds)
+        raise UsageError(f"{name} must be {wanted}, got {value!r}")
+    if "choices" in rules:
+        check_choice(spec.name, value, rules["choices"])
+
+
 class _ReadBack(int):
     """An old name's value as read from a config. ``dataclasses.replace`` passes every init keyword
     read from the config, the old names too; this type lets ``__post_init__`` ignore those, so that
@@ -369,7 +430,14 @@ TrainConfig.epochs_decay = _renamed("epochs_decay", "n_epochs_decay")
 
 
 def config_from_json(saved: dict) -> TrainConfig:
-    """A ``TrainConfig`` from a run's ``config.json``, whichever version of the package wrote it."""
+    """A ``TrainConfig`` from a run's ``config.json``, whichever version of the package wrote it.
+
+    Raises:
+        UsageError: ``saved`` is not a mapping, or holds a setting that its flag would refuse.
+    """
+    if not isinstance(saved, dict):
+        kind = type(saved).__name__
+        raise UsageError(f"the settings must be a JSON object of names and values, got {kind}")
     saved = dict(saved)
     for old, new in (("epochs", "n_epochs"), ("epochs_decay", "n_epochs_decay")):
         if old in saved:

@@ -267,6 +267,11 @@ def tfds_images(name: str, split: str, data_dir: str | None = None, download: bo
             download=download,
             decoders={"image": tfds.decode.SkipDecoding()},
         )
+    except ImportError as error:  # not the network's fault: a module tfds needs is missing
+        raise DatasetUnavailableError(
+            f"tensorflow_datasets cannot load cycle_gan/{config}: it needs the module {error.name!r}, which "
+            f"is not installed. Install it (pip install {error.name}), or train from folders with --data-dir."
+        ) from error
     except Exception as error:  # tfds raises many kinds: network, checksum, missing files
         raise DatasetUnavailableError(
             f"Could not load cycle_gan/{config} with tensorflow_datasets ({type(error).__name__}: {error}). "

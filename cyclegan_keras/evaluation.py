@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from cyclegan_keras_edge.photos import UNREADABLE
 from PIL import Image
 
 from cyclegan_keras.cache import cache_dir, download
@@ -158,16 +159,43 @@ def _images(source, size: int, what: str) -> list[np.ndarray]:
     images = []
     for item in source:
         if isinstance(item, np.ndarray):
-            image = Image.fromarray(np.asarray(item, np.uint8))
+            image = Image.fromarray(_pixels(item))
         else:
             try:
                 image = open_image(item)
-            except (OSError, ValueError) as error:
+            except UNREADABLE as error:
                 raise UsageError(f"Cannot read {item!r:.80} as an image ({error}).") from error
         images.append(np.asarray(image.resize((size, size), Image.BICUBIC)))
     if len(images) < 2:
         raise UsageError(f"Scoring needs at least 2 {what} images, got {len(images)}.")
     return images
+
+
+def _pixels(array: np.ndarray) -> np.ndarray:
+    """An image array as ``uint8`` pixels, read by its range: ``uint8`` as it is; floats in [0, 1]
+    (Keras' and matplotlib's convention) or [-1, 1] (the networks') scaled; floats of whole levels in
+    [0, 255] rounded.
+
+    Raises:
+        UsageError: any other dtype or range, which no convention maps to pixels.
+    """
+    if array.dtype == np.uint8:
+        return array
+    if np.issubdtype(array.dtype, np.floating) and array.size and np.all(np.isfinite(array)):
+        low, high = float(array.min()), float(array.max())
+        if 0 <= low and high <= 1:
+            return np.rint(array * 255.0).astype(np.uint8)
+        if -1 <= low and high <= 1:
+            return np.rint((array + 1.0) * 127.5).astype(np.uint8)
+        if 0 <= low and high <= 255 and np.all(array == np.rint(array)):
+            return array.astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.integer) and array.size and 0 <= array.min() and array.max() <= 255:
+        return array.astype(np.uint8)
+    found = f"{array.min()} to {array.max()}" if array.size and np.issubdtype(array.dtype, np.number) else "-"
+    raise UsageError(
+        f"Cannot read an image array of dtype {array.dtype} with values {found} as pixels: pass uint8 "
+        "pixels, or floats in [0, 1] or [-1, 1]."
+    )
 
 
 def _translator(generator) -> Callable[[np.ndarray], np.ndarray]:
@@ -209,7 +237,8 @@ def evaluate(
     Args:
         generator: a ``keras.Model`` generator, a callable ``uint8 [H, W, 3] -> uint8 [H, W, 3]``, or
             anything ``cyclegan_keras.runners.load_runner`` takes (file, folder, pretrained name).
-        source_images: the source domain's test images (a folder, paths, encoded bytes or arrays).
+        source_images: the source domain's test images (a folder, paths, encoded bytes or arrays:
+            ``uint8`` pixels, or floats in [0, 1] or [-1, 1], read by their range).
         target_images: the target domain's real test images, likewise.
         size: the test size.
         feature_extractor: ``uint8 [N, H, W, 3] -> [N, D]``; default ``InceptionFeatures``.

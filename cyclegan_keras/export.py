@@ -26,6 +26,7 @@ from cyclegan_keras.images import (
     tf_to_uint8,
     to_float,
 )
+from cyclegan_keras.native_logs import quiet_native_logs
 from cyclegan_keras.outputs import (
     check_output_file,
     check_output_folder,
@@ -36,7 +37,7 @@ from cyclegan_keras.outputs import (
     write_json,
 )
 from cyclegan_keras.quantization import equalize_channels, split_norms, two_grid_convs
-from cyclegan_keras.runners import KerasRunner, load_generator, load_runner
+from cyclegan_keras.runners import KerasRunner, generator_direction, load_generator, load_runner
 from cyclegan_keras.subpixel import subpixel_convs
 
 FORMATS = ("saved_model", "tflite", "onnx", "web")
@@ -139,6 +140,7 @@ def _representative(calibration: Sequence[np.ndarray], uint8_io: bool):
     return generate
 
 
+@quiet_native_logs()  # the converter's and LiteRT's progress lines; errors still print
 def export_tflite(
     generator: keras.Model,
     path: str | os.PathLike,
@@ -442,7 +444,7 @@ def export_generator(
     verify_dir: str | os.PathLike | None = None,
     threads: int | None = 2,
     verbose: bool = True,
-    direction: str = "a_to_b",
+    direction: str | None = None,
     overwrite: bool = False,
 ) -> Verification:
     """Exports a generator, verifies it on real photos against Keras, and prints the table.
@@ -459,8 +461,9 @@ def export_generator(
         verify_dir: photos to verify on (default: the bundled test photos).
         threads: CPU threads when timing LiteRT and ONNX Runtime.
         verbose: print the verification table.
-        direction: which generator of a whole CycleGAN ``.keras`` file, and what the exported one
-            translates (LiteRT metadata).
+        direction: which generator of a whole CycleGAN ``.keras`` file (default ``a_to_b``), and what
+            the exported one translates (LiteRT metadata); a single generator's own, where its name
+            says it, is the default, and the other direction is refused (``load_generator``).
         overwrite: replace an existing ``.tflite``, ``.onnx`` or SavedModel at ``out``. A web app
             folder needs none: a re-export replaces only the files its previous export wrote.
 
@@ -481,6 +484,8 @@ def export_generator(
     out = os.fspath(out)
     _check_out(format, out, overwrite)
     generator = model if isinstance(model, keras.Model) else load_generator(model, direction)
+    # What the file says it translates: the one asked for, else the generator's own, else A -> B.
+    direction = direction or generator_direction(generator, None if generator is model else model) or "a_to_b"
     channels = (generator.inputs[0].shape[-1], generator.outputs[0].shape[-1])
     if channels != (3, 3):
         raise UsageError(

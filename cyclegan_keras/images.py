@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 import numpy as np
-from PIL import Image, ImageOps
+from cyclegan_keras_edge.photos import open_image
+from PIL import Image
 
 from cyclegan_keras.errors import MissingInputError, UsageError
 
@@ -52,41 +53,6 @@ def image_files(folder: str | os.PathLike) -> list[str]:
             f"Image folder {folder!r} holds no images (looked recursively for {', '.join(IMAGE_EXTENSIONS)})."
         )
     return sorted(found)
-
-
-def open_image(source: ImageSource, draft_size: int | None = None) -> Image.Image:
-    """Opens an image as 8-bit RGB, upright as its EXIF orientation says.
-
-    Grayscale, palette, CMYK, 16-bit and alpha images all become RGB (transparent pixels on white).
-
-    Args:
-        source: a file path or the file's bytes.
-        draft_size: if given, JPEGs much larger than this are decoded at a reduced scale (still at
-            least this size), which keeps huge photos fast and small in memory.
-    """
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-        if draft_size and image.format == "JPEG" and min(image.size) > 4 * draft_size:
-            image.draft("RGB", (draft_size, draft_size))
-        image.load()
-        return _to_rgb(ImageOps.exif_transpose(image))
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
-        return image
-    if image.mode.startswith("I") or image.mode == "F":
-        # Wide grayscale: map 16 bits onto 8 instead of clipping everything above 255 to white.
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode.startswith("I;16") or (image.mode == "I" and values.max() > 255):
-            values = values / 257.0
-        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    return image.convert("RGB")
 
 
 def resized_images(sources: Sequence[ImageSource], size: int, count: int) -> list[np.ndarray]:

@@ -308,12 +308,15 @@ class CycleGAN(keras.Model):
     # -- Inference --------------------------------------------------------------------------------
 
     def call(self, inputs, training=False):
-        return self.generator_ab(inputs, training=training)
+        return _same_size(self.generator_ab, inputs, training)
 
     def translate(
         self, images, direction: str = "a_to_b", tile: int | None = None, tile_stats: str = "exact"
     ):
         """Translates a batch of images in [-1, 1]: ``"a_to_b"`` (default) or ``"b_to_a"``.
+
+        The result has the images' size: sides that the generators' two halvings do not divide are
+        mirror-padded to a multiple of 4 and the result cropped back, as the command line does.
 
         With ``tile``, each image goes through in tiles of about that many pixels a side, normalised
         with its whole statistics (``tile_stats="exact"``) or a 1 MP copy's (``"thumbnail"``): see
@@ -323,7 +326,7 @@ class CycleGAN(keras.Model):
             raise UsageError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
         generator = self.generator_ab if direction == "a_to_b" else self.generator_ba
         if tile is None:
-            return generator(images, training=False)
+            return _same_size(generator, images, training=False)
         from cyclegan_keras.images import pad_to_multiple
         from cyclegan_keras.tiling import TiledGenerator
 
@@ -418,8 +421,13 @@ class CycleGAN(keras.Model):
     def _torch_train_step(self, a, b):
         import torch
 
+        from cyclegan_keras.torch_bfloat16 import contiguous_conv_weights
+
+        networks = (self.generator_ab, self.generator_ba, self.discriminator_a, self.discriminator_b)
+        convolutions = contiguous_conv_weights({network.compute_dtype for network in networks}, a.device)
         self.zero_grad()
-        losses, fake_a, fake_b = self._generator_losses(a, b, training=True)
+        with convolutions:
+            losses, fake_a, fake_b = self._generator_losses(a, b, training=True)
         self.generator_optimizer.scale_loss(sum(losses.values())).backward()
         generator_variables = self.generator_variables
         self.generator_optimizer.apply([v.value.grad for v in generator_variables], generator_variables)
@@ -429,7 +437,8 @@ class CycleGAN(keras.Model):
             pooled_b = self.pool_b(fake_b.detach())
         # The generators' loss also left gradients on the discriminators: they must not count.
         self.zero_grad()
-        losses.update(self._discriminator_losses(a, b, pooled_a, pooled_b))
+        with convolutions:
+            losses.update(self._discriminator_losses(a, b, pooled_a, pooled_b))
         self.discriminator_optimizer.scale_loss(losses["disc_a"] + losses["disc_b"]).backward()
         discriminator_variables = self.discriminator_variables
         self.discriminator_optimizer.apply(
@@ -579,6 +588,19 @@ class _StatelessValues:
             *zip(self._optimizer_refs, self.optimizer),
         ]
         return keras.StatelessScope(state_mapping=mapping)
+
+
+def _same_size(generator: keras.Model, images, training: bool):
+    """``generator(images)`` at the images' own size: sides mirror-padded to a multiple of 4 (its two
+    stride-2 steps) and the result cropped back. Sides unknown while tracing go through as they are."""
+    from cyclegan_keras.images import MULTIPLE
+
+    height, width = images.shape[1], images.shape[2]
+    if height is None or width is None or (height % MULTIPLE == 0 and width % MULTIPLE == 0):
+        return generator(images, training=training)
+    padding = [[0, 0], [0, -height % MULTIPLE], [0, -width % MULTIPLE], [0, 0]]
+    outputs = generator(ops.pad(images, padding, mode="reflect"), training=training)
+    return outputs[:, :height, :width, :]
 
 
 def _is_tf_dataset(data) -> bool:

@@ -204,10 +204,26 @@ def staging_folder(parent: str | os.PathLike, prefix: str) -> str:
     permissions a plain ``mkdir`` gives (``mkdtemp``'s owner-only ones would hide a web app from the
     server that serves it, and a run folder from its other users)."""
     folder = tempfile.mkdtemp(prefix=prefix, dir=parent)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    os.chmod(folder, 0o777 & ~mask)
+    os.chmod(folder, 0o777 & ~_umask())
     return folder
+
+
+def plain_permissions(folder: str | os.PathLike) -> None:
+    """Gives every folder and file under ``folder`` the permissions ``mkdir`` and ``open`` give, for
+    trees copied from somewhere that kept owner-only ones (a runtime cached by an earlier version)."""
+    mask = _umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the mask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | os.PathLike, data, what: str = "the file") -> None:

@@ -9,15 +9,19 @@ runner is the standalone edge script's own class, so phones and this package run
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 
 import keras
 import numpy as np
 from PIL import Image
 
-from cyclegan_keras import model as _registered  # noqa: F401  (registers what .keras files name)
+from cyclegan_keras.config import check_choice
 from cyclegan_keras.errors import MissingExtraError, MissingInputError, UsageError
 from cyclegan_keras.hardware import available_memory, memory_size, resident_memory, size_text
 from cyclegan_keras.images import MULTIPLE, pad_to_multiple, to_channels, to_float, to_uint8
+from cyclegan_keras.model import DIRECTIONS  # importing it registers what .keras files name
+from cyclegan_keras.native_logs import quiet_native_logs
 from cyclegan_keras.tiling import TILE_SIDES, TILE_STATS, TiledGenerator, TileError
 
 # The generators' own reflection padding (3 pixels after two halvings) needs sides of at least 8.
@@ -148,13 +152,22 @@ class KerasRunner(Runner):
         return tile, stats, self.tiled.array_memory(budget, height, width, plan["tile_bytes"]), whole
 
 
-def _progress_bar():
+def _progress_bar(step: int = 10):
+    """Progress over tiles: Keras' bar on a terminal; elsewhere (a log file, a pipe) one plain line
+    every ``step`` percent, not a redrawn bar of escape codes per tile."""
     bar = None
+    shown = -1
 
     def update(done: int, total: int) -> None:
-        nonlocal bar
-        bar = bar or keras.utils.Progbar(total, unit_name="tile")
-        bar.update(done)
+        nonlocal bar, shown
+        if sys.stdout.isatty():
+            bar = bar or keras.utils.Progbar(total, unit_name="tile")
+            bar.update(done)
+            return
+        percent = 100 * done // total
+        if percent // step > shown or done == total:
+            shown = percent // step
+            print(f"tiles: {done}/{total} ({percent}%)", flush=True)
 
     return update
 
@@ -183,7 +196,8 @@ class LiteRTRunner(Runner):
     def __init__(self, path: str, threads: int | None = None):
         from cyclegan_keras_edge.translate_litert import LiteRTTranslator
 
-        self.translator = LiteRTTranslator(path, threads=threads)
+        with quiet_native_logs():  # LiteRT's notice of its CPU delegate
+            self.translator = LiteRTTranslator(path, threads=threads)
         self.native_uint8 = self.translator.input["dtype"] == np.uint8
         self.float_io = not self.native_uint8
 
@@ -242,14 +256,81 @@ def model_path(model: str | os.PathLike) -> str:
     return pretrained_path(model)
 
 
-def load_generator(path: str | os.PathLike, direction: str = "a_to_b") -> keras.Model:
+# What a single generator translates, where its name says it: the files a training run writes
+# (generator_ab.keras, generator_ba.keras) and the official checkpoints (latest_net_G_A.pth is A -> B).
+_OWN_DIRECTIONS = {"generator_ab": "a_to_b", "generator_ba": "b_to_a", "G_A": "a_to_b", "G_B": "b_to_a"}
+
+
+def generator_direction(generator: keras.Model, path: str | os.PathLike | None = None) -> str | None:
+    """What a single generator translates (``a_to_b`` or ``b_to_a``) as its name, or its official
+    checkpoint's file name (``..._net_G_A.pth``), says; None where neither says."""
+    return _OWN_DIRECTIONS.get(generator.name) or _file_direction(path)
+
+
+def _file_direction(path: str | os.PathLike | None) -> str | None:
+    stem = os.path.splitext(os.path.basename(os.fspath(path or "")))[0]
+    return next((own for key, own in _OWN_DIRECTIONS.items() if stem.endswith(f"_{key}")), None)
+
+
+def check_image_generator(model: keras.Model, path: str) -> keras.Model:
+    """``model`` if it maps images to images (one 4-D input and output, of 1 or 3 channels each).
+
+    Raises:
+        UsageError: it does not (a classifier, a model of other channels), naming what it takes.
+    """
+    inputs, outputs = getattr(model, "inputs", None) or [], getattr(model, "outputs", None) or []
+    shapes = [tuple(t.shape) for t in (*inputs, *outputs)]
+    if len(inputs) != 1 or len(outputs) != 1 or any(len(s) != 4 or s[-1] not in (1, 3) for s in shapes):
+        found = " -> ".join(str(s) for s in shapes) or "no fixed inputs and outputs"
+        raise UsageError(
+            f"{path!r} is not an image generator: it maps {found}, and a generator maps [batch, height, "
+            "width, 1 or 3] images to images. Pass a generator or a whole CycleGAN .keras file."
+        )
+    return model
+
+
+def _one_way(generator: keras.Model, path: str, direction: str | None) -> keras.Model:
+    """A single generator, checked against the ``direction`` asked of it: a generator whose name says
+    the other direction is refused; one whose direction is unknown runs as it is, with a warning."""
+    own = generator_direction(generator, path)
+    if direction is None or direction == own:
+        return generator
+    if own is not None:
+        raise UsageError(
+            f"{path!r} holds one generator, which translates {own}: --direction {direction} needs the other "
+            "generator's file or a whole CycleGAN .keras file (drop --direction to run this one)."
+        )
+    warnings.warn(
+        f"{path!r} holds one generator, whose direction its file does not say: --direction {direction} "
+        "picks a generator of a whole CycleGAN file only, so this one runs as it is.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return generator
+
+
+def load_generator(path: str | os.PathLike, direction: str | None = None) -> keras.Model:
     """A generator from a ``.keras`` file (a generator or a whole CycleGAN), an official ``.pth``/``.npz``
-    checkpoint, or the name of a pretrained generator (``cyclegan_keras.presets.PRETRAINED``)."""
+    checkpoint, or the name of a pretrained generator (``cyclegan_keras.presets.PRETRAINED``).
+
+    Args:
+        path: the file or pretrained name.
+        direction: ``a_to_b`` (the default for a whole CycleGAN) or ``b_to_a``: which generator of a
+            whole CycleGAN file. A file of one generator has one direction: one whose name says the
+            other is refused.
+
+    Raises:
+        UsageError: the file is not a generator this package loads, or holds the other direction.
+    """
+    if direction is not None:
+        check_choice("direction", direction, DIRECTIONS)
     path = model_path(path)
     if path.endswith((".pth", ".npz")):
         from cyclegan_keras.official import load_official_generator
 
-        return load_official_generator(path, name="generator_ab" if direction == "a_to_b" else "generator_ba")
+        own = _file_direction(path) or direction or "a_to_b"
+        generator = load_official_generator(path, name="generator_ab" if own == "a_to_b" else "generator_ba")
+        return _one_way(generator, path, direction)
     if not os.path.isfile(path):
         raise MissingInputError(f"No model file {path!r}.")
     try:
@@ -257,13 +338,13 @@ def load_generator(path: str | os.PathLike, direction: str = "a_to_b") -> keras.
     except (OSError, ValueError, TypeError) as error:  # not a zip, not a Keras archive, unknown classes
         raise UsageError(f"{path!r} is not a .keras model this package can load: {error}") from error
     if hasattr(model, "translate"):
-        return model.generator_ab if direction == "a_to_b" else model.generator_ba
-    return model
+        return model.generator_ba if direction == "b_to_a" else model.generator_ab
+    return _one_way(check_image_generator(model, path), path, direction)
 
 
 def load_runner(
     path: str | os.PathLike,
-    direction: str = "a_to_b",
+    direction: str | None = None,
     threads: int | None = None,
     tile: int | None = None,
     tile_stats: str | None = None,
@@ -276,7 +357,7 @@ def load_runner(
         path: a ``.keras`` generator or whole CycleGAN, an official ``.pth``/``.npz``, a SavedModel
             folder, a ``.tflite``, an ``.onnx``, or the name of a pretrained generator
             (``cyclegan_keras.presets.PRETRAINED``).
-        direction: which generator of a whole CycleGAN file.
+        direction: which generator of a whole CycleGAN file (``load_generator``).
         threads: CPU threads for LiteRT and ONNX Runtime.
         tile, tile_stats, max_memory, verbose: tiled translation of large photos (``KerasRunner``);
             for the generators the Keras runner loads (``.keras``, ``.pth``, ``.npz``, pretrained names).

@@ -72,10 +72,13 @@ def find_run(out: str | os.PathLike) -> RunState | None:
     return RunState(out, epoch, _total_epochs(config) if config else None, path)
 
 
-def _total_epochs(config: dict) -> int:
+def _total_epochs(config: dict) -> int | None:
     from cyclegan_keras.config import config_from_json
 
-    return config_from_json(config).total_epochs
+    try:
+        return config_from_json(config).total_epochs
+    except UsageError:  # a damaged setting: reading the run's settings says which (load_config)
+        return None
 
 
 def check_new_run(out: str | os.PathLike) -> None:

@@ -182,9 +182,23 @@ def _versions() -> dict:
 
 
 def load_config(out: str) -> TrainConfig:
-    """The ``TrainConfig`` a run saved in ``out/config.json`` (also one that an earlier version wrote)."""
-    with open(os.path.join(out, "config.json")) as file:
-        return config_from_json(json.load(file))
+    """The ``TrainConfig`` a run saved in ``out/config.json`` (also one that an earlier version wrote).
+
+    Raises:
+        UsageError: the file cannot be read, is not JSON, or holds a setting that a flag would refuse;
+            the message names the file and what to do.
+    """
+    path = os.path.join(out, "config.json")
+    try:
+        with open(path) as file:
+            saved = json.load(file)
+        return config_from_json(saved)
+    except (OSError, ValueError, UsageError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise UsageError(
+            f"--resume cannot read the run's settings in {path!r} ({reason}): mend the file (the README "
+            "lists the settings), or start a new run with another --out."
+        ) from error
 
 
 def _trim_history(path: str, epochs_done: int) -> None:

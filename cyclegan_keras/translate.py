@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable, Iterable
 
 import numpy as np
+from cyclegan_keras_edge.photos import UNREADABLE, png_names
 from PIL import Image
 
 from cyclegan_keras.errors import MissingInputError, UsageError
@@ -52,16 +53,7 @@ def output_paths(inputs: list[str], out: str | os.PathLike) -> list[str]:
                 f"--out {out!r} names one image file but there are {len(inputs)} inputs: pass a folder."
             )
         return [out]
-    targets, used = [], set()
-    for path in inputs:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        name, n = f"{stem}.png", 1
-        while name in used:  # same names from different folders
-            n += 1
-            name = f"{stem}_{n}.png"
-        used.add(name)
-        targets.append(os.path.join(out, name))
-    return targets
+    return [os.path.join(out, name) for name in png_names(inputs)]
 
 
 class Translated(list):
@@ -113,7 +105,7 @@ def translate_files(
             if max_size and max(image.size) > max_size:
                 image.thumbnail((max_size, max_size), Image.BICUBIC)
             pixels = np.asarray(image)
-        except (OSError, ValueError) as error:  # Pillow's ways of saying "not an image I can read"
+        except UNREADABLE as error:
             reason = str(error) or type(error).__name__
             if single:
                 message = f"Cannot read {path!r} as an image ({reason}); nothing was written."

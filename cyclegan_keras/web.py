@@ -16,13 +16,12 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Callable
 from importlib import resources
 
 from cyclegan_keras.cache import cache_dir, download
 from cyclegan_keras.errors import OutputExistsError, UsageError
-from cyclegan_keras.outputs import check_output_folder, staging_folder, write_errors
+from cyclegan_keras.outputs import check_output_folder, plain_permissions, staging_folder, write_errors
 
 LITERTJS_VERSION = "2.5.3"
 # npm package -> (folder in the site, sha512 integrity of its registry tarball)
@@ -79,7 +78,7 @@ def litertjs_runtime() -> str:
     final = os.path.join(root, LITERTJS_VERSION)
     if os.path.isdir(final):
         return final
-    staging = tempfile.mkdtemp(prefix=f".{LITERTJS_VERSION}-", dir=root)
+    staging = staging_folder(root, f".{LITERTJS_VERSION}-")
     try:
         for package, (folder, integrity) in NPM_PACKAGES.items():
             tarball = os.path.join(root, f"{folder}-{LITERTJS_VERSION}.tgz")
@@ -205,6 +204,7 @@ def export_web(
                 ):
                     shutil.copyfileobj(source, target)
             shutil.copytree(runtime, os.path.join(staging, "litertjs"))
+            plain_permissions(os.path.join(staging, "litertjs"))  # a web server of another user reads it
             export_tflite(generator, os.path.join(staging, MODEL_FILE), quantize=quantize,
                           input_size=input_size, direction=direction, calibration=calibration)  # fmt: skip
             if verify is not None:

@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Translate photos with a CycleGAN generator exported to LiteRT (TFLite). Standalone.
 
-Needs only ``ai-edge-litert``, ``numpy`` and ``pillow`` (no TensorFlow, no cyclegan_keras), so it runs
-on edge boxes and in small containers:
+Needs only ``ai-edge-litert``, ``numpy`` and ``pillow`` (no TensorFlow, no cyclegan_keras), and
+``photos.py`` beside it (photos are read as the package reads them), so it runs on edge boxes and in
+small containers:
 
     pip install ai-edge-litert numpy pillow
     python translate_litert.py generator.tflite horse.jpg --out zebra.png --threads 2
+
+It never writes over a photo it reads, nor over an existing file without ``--overwrite``; a photo it
+cannot read is skipped with one line (exit status 1 at the end), and the others are translated.
 
 A dynamic-size model (exported with ``--dynamic-size``) runs at the photo's own size. A fixed-size model
 works at its own resolution: each photo is mirror-padded to the model's aspect ratio (never squashed),
@@ -22,7 +26,12 @@ import time
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
-from PIL import Image, ImageOps
+from PIL import Image
+
+try:
+    from .photos import UNREADABLE, open_image, png_names
+except ImportError:  # run as a script beside photos.py: python translate_litert.py ...
+    from photos import UNREADABLE, open_image, png_names
 
 
 class LiteRTTranslator:
@@ -89,36 +98,89 @@ def _pad_to_aspect(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.pad(pixels, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
 
 
-def _read(path: str) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+def _targets(inputs: list[str], out: str) -> list[str]:
+    """Where each input goes: ``out`` itself for one input when it is not a folder, else
+    ``out/<input name>.png``, numbered where names repeat."""
+    if len(inputs) == 1 and not os.path.isdir(out):
+        return [out]
+    return [os.path.join(out, name) for name in png_names(inputs)]
+
+
+def _refusal(inputs: list[str], targets: list[str], overwrite: bool) -> str | None:
+    """Why writing ``targets`` would lose a file, or None: an input is never written over, an existing
+    file only with ``--overwrite``."""
+    sources = {os.path.realpath(path) for path in inputs}
+    for target in targets:
+        if os.path.realpath(target) in sources:
+            return f"--out {target!r} is one of the inputs: it is never written over; pass another --out"
+        if os.path.exists(target) and not overwrite:
+            return f"{target!r} exists: pass --overwrite to replace it, or another --out"
+    return None
+
+
+def _save(pixels: np.ndarray, target: str) -> None:
+    """Writes beside ``target`` and renames, so that no half-written file takes its name."""
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    extension = os.path.splitext(target)[1].lower()
+    image_format = Image.registered_extensions().get(extension, "PNG")
+    staging = f"{target}.partial"
+    try:
+        Image.fromarray(pixels).save(staging, format=image_format)
+        os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Translates each photo; a photo that cannot be read or written is said in one line and skipped.
+
+    Returns:
+        0, or 1 when any photo was skipped (the others are still translated).
+    """
     parser = argparse.ArgumentParser(description="Translate photos with a LiteRT CycleGAN generator.")
     parser.add_argument("model", help="the .tflite file")
     parser.add_argument("inputs", nargs="+", help="photos to translate")
     parser.add_argument("--out", required=True, help="output file (one input) or folder")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for LiteRT")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for LiteRT (at least 1)")
+    parser.add_argument("--overwrite", action="store_true", help="replace output files that exist already")
     args = parser.parse_args(argv)
     if not os.path.isfile(args.model):
         parser.error(f"no model file {args.model!r}")
-    translator = LiteRTTranslator(args.model, threads=args.threads)
-    to_folder = len(args.inputs) > 1 or os.path.isdir(args.out)
-    for path in args.inputs:
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    missing = [path for path in args.inputs if not os.path.isfile(path)]
+    if missing:
+        parser.error(f"no photo at {', '.join(map(repr, missing))}")
+    targets = _targets(args.inputs, args.out)
+    refusal = _refusal(args.inputs, targets, args.overwrite)
+    if refusal:
+        parser.error(refusal)
+    try:
+        translator = LiteRTTranslator(args.model, threads=args.threads)
+    except (ValueError, RuntimeError) as error:
+        parser.error(f"{args.model!r} is not a LiteRT model this runtime can run ({error})")
+    skipped = 0
+    for path, target in zip(args.inputs, targets):
         try:
-            pixels = _read(path)
-        except OSError as error:
-            parser.error(f"cannot read {path!r}: {error}")
+            pixels = np.asarray(open_image(path))
+        except UNREADABLE as error:
+            print(f"skipped {path!r}: cannot read it as an image ({error})", file=sys.stderr)
+            skipped += 1
+            continue
         start = time.perf_counter()
         result = translator(pixels)
         elapsed = time.perf_counter() - start
-        name = os.path.splitext(os.path.basename(path))[0] + ".png"
-        target = os.path.join(args.out, name) if to_folder else args.out
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        Image.fromarray(result).save(target)
+        try:
+            _save(result, target)
+        except (OSError, ValueError) as error:
+            print(f"skipped {path!r}: cannot write {target!r} ({error})", file=sys.stderr)
+            skipped += 1
+            continue
         print(f"{path} -> {target} ({elapsed * 1000:.0f} ms)")
-    return 0
+    if skipped:
+        print(f"{skipped} of {len(args.inputs)} photos skipped", file=sys.stderr)
+    return 1 if skipped else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 
 import keras
 import numpy as np
@@ -158,6 +159,7 @@ def mixed_precision() -> dict:
     found = {}
     for policy in policies:
         keras.config.set_dtype_policy(policy)
+        keras.utils.set_random_seed(0)
         try:
             model = tiny_cyclegan()
             a, b = _images(5, (2, 16, 16, 3)), _images(6, (2, 16, 16, 3))
@@ -231,19 +233,46 @@ def few_step_run(work: str, data_dir: str) -> dict:
     }
 
 
+def bfloat16_without_onednn() -> dict:
+    """PyTorch only: two mixed_bfloat16 steps with oneDNN switched off, so that convolutions take
+    PyTorch's reference path, as on a CPU without bfloat16 instructions."""
+    import torch
+
+    from cyclegan_keras.torch_bfloat16 import onednn_computes_bfloat16
+
+    with torch.backends.mkldnn.flags(enabled=False):
+        fallback = not onednn_computes_bfloat16()
+        found = mixed_precision()["mixed_bfloat16"]
+    return {"fallback_path": fallback, **found}
+
+
+def run_checks(work: str, data_dir: str) -> dict:
+    """Every check, each on its own: one that raises is recorded with its traceback, and the rest run."""
+    checks = {
+        "parity": one_step_against_official,
+        "pool": pool_behaviour,
+        "checkpoint": lambda: checkpoint_round_trip(work),
+        "run": lambda: few_step_run(work, data_dir),
+        "mixed": mixed_precision,
+        "variants": official_variants,
+        "keras_file": lambda: keras_file_from_tensorflow(work),
+        "tiled": lambda: tiled_translation(work),
+    }
+    if keras.backend.backend() == "torch":
+        checks["bfloat16_reference_path"] = bfloat16_without_onednn
+    results = {"backend": keras.backend.backend()}
+    for name, check in checks.items():
+        try:
+            results[name] = {"value": check()}
+        except Exception:
+            results[name] = {"error": traceback.format_exc()}
+    results["tensorflow_imported"] = "tensorflow" in sys.modules and hasattr(
+        sys.modules["tensorflow"], "constant"
+    )
+    return results
+
+
 if __name__ == "__main__":
     result_path, work, data_dir = sys.argv[1:]
-    results = {
-        "backend": keras.backend.backend(),
-        "parity": one_step_against_official(),
-        "pool": pool_behaviour(),
-        "checkpoint": checkpoint_round_trip(work),
-        "run": few_step_run(work, data_dir),
-        "mixed": mixed_precision(),
-        "variants": official_variants(),
-        "keras_file": keras_file_from_tensorflow(work),
-        "tiled": tiled_translation(work),
-        "tensorflow_imported": "tensorflow" in sys.modules and hasattr(sys.modules["tensorflow"], "constant"),
-    }
     with open(result_path, "w") as file:
-        json.dump(results, file)
+        json.dump(run_checks(work, data_dir), file)

@@ -54,21 +54,30 @@ def other(request, tmp_path_factory, data_dir):
     return backend, work, json.loads((work / "results.json").read_text())
 
 
+def found(other, name):
+    """What check ``name`` returned on the other backend; fails with that check's own traceback if it
+    raised, so that one broken check names itself and leaves the others' tests alone."""
+    backend, _, results = other
+    if "error" in results[name]:
+        pytest.fail(f"the {name!r} check failed on {backend}:\n{results[name]['error']}", pytrace=False)
+    return results[name]["value"]
+
+
 def test_runs_without_importing_tensorflow(other):
     backend, _, results = other
     assert results["backend"] == backend and not results["tensorflow_imported"]
 
 
 def test_one_step_matches_the_official_step(other):
-    _, _, results = other
-    for name, (ours, official) in results["parity"]["losses"].items():
+    parity = found(other, "parity")
+    for name, (ours, official) in parity["losses"].items():
         assert ours == pytest.approx(official, rel=1e-4), name
-    for key, gap in results["parity"]["gaps"].items():
+    for key, gap in parity["gaps"].items():
         assert gap < 0.1, key  # the bound of the TensorFlow parity test
 
 
 def test_the_pool_has_the_official_semantics(other):
-    pool = other[2]["pool"]
+    pool = found(other, "pool")
     assert pool["filling"] == [0, 1, 2, 3] and pool["stored"] == [0, 1, 2, 3]
     assert 30 <= pool["swaps"] <= 70  # about half of 100 steps swap (4 standard deviations either way)
     assert pool["returned_stored"] == pool["swaps"]  # a swap returns a stored image and keeps the new one
@@ -77,8 +86,8 @@ def test_the_pool_has_the_official_semantics(other):
 def test_checkpoints_move_between_tensorflow_and_the_other_backend(other):
     from cyclegan_keras.checkpoint import restore_checkpoint
 
-    _, work, results = other
-    checkpoint = results["checkpoint"]
+    work = other[1]
+    checkpoint = found(other, "checkpoint")
     assert checkpoint["epoch"] == 1 and checkpoint["keys_missing"] == []
     assert max(checkpoint["max_difference"].values()) == 0.0  # TensorFlow -> the other: exact
     model = checks.tiny_cyclegan()
@@ -90,19 +99,19 @@ def test_checkpoints_move_between_tensorflow_and_the_other_backend(other):
 
 
 def test_a_keras_file_saved_on_tensorflow_computes_the_same_on_the_other_backend(other):
-    assert other[2]["keras_file"] < 1e-5
+    assert found(other, "keras_file") < 1e-5
 
 
 def test_large_photos_translate_in_tiles_on_the_other_backend(other):
     # The tiles' layer-by-layer run of a TensorFlow-saved generator equals TensorFlow's whole image.
-    assert other[2]["tiled"] < 1e-4
+    assert found(other, "tiled") < 1e-4
 
 
 def test_a_run_on_the_other_backend_exports_like_one_trained_on_tensorflow(other, tmp_path):
     from cyclegan_keras.export import export_generator
 
-    _, work, results = other
-    run = results["run"]
+    work = other[1]
+    run = found(other, "run")
     assert run["exit"] == 0 and run["samples"] == ["epoch_0001.png", "epoch_0002.png"]
     assert {"checkpoints", "config.json", "generator_ab.keras", "history.csv"} <= set(run["files"])
     assert "logs" not in run["files"]  # TensorBoard's writers are TensorFlow's
@@ -117,12 +126,12 @@ def test_a_run_on_the_other_backend_exports_like_one_trained_on_tensorflow(other
 
 
 def test_mixed_precision_trains_on_the_other_backend(other):
-    backend, _, results = other
-    mixed = results["mixed"]
+    backend = other[0]
+    mixed = found(other, "mixed")
     assert set(mixed) == ({"mixed_bfloat16"} if backend == "torch" else {"mixed_bfloat16", "mixed_float16"})
-    for policy, found in mixed.items():
-        assert np.isfinite(found["cycle_aba"]) and found["compute_dtype"] == policy.removeprefix("mixed_")
-        assert found["optimizer"] == ("LossScaleOptimizer" if policy == "mixed_float16" else "OfficialAdam")
+    for policy, values in mixed.items():
+        assert np.isfinite(values["cycle_aba"]) and values["compute_dtype"] == policy.removeprefix("mixed_")
+        assert values["optimizer"] == ("LossScaleOptimizer" if policy == "mixed_float16" else "OfficialAdam")
 
 
 @pytest.mark.parametrize(
@@ -175,7 +184,19 @@ def test_a_backend_that_is_not_installed_or_not_the_running_one_is_refused(tmp_p
 def test_official_variants_train_on_the_other_backend(other):
     """Batch norm's moving statistics update inside the backend's step; each pool holds its domain's
     channels (grayscale A, RGB B)."""
-    _, _, results = other
-    variants = results["variants"]
+    variants = found(other, "variants")
     assert variants["moving_mean_change"] > 0 and variants["losses_finite"]
     assert variants["pool_channels"] == [1, 3]
+
+
+def test_bfloat16_trains_on_pytorchs_reference_convolutions(other):
+    """CPUs without bfloat16 instructions run PyTorch's reference convolutions, whose weight gradient
+    needs contiguous weights; oneDNN switched off takes that path on any CPU."""
+    if other[0] != "torch":
+        pytest.skip("PyTorch's convolution paths only")
+    reference = found(other, "bfloat16_reference_path")
+    assert reference["fallback_path"] and reference["compute_dtype"] == "bfloat16"
+    assert np.isfinite(reference["cycle_aba"])
+    # The same two steps as on oneDNN's path, up to bfloat16 round-off.
+    on_onednn = found(other, "mixed")["mixed_bfloat16"]["cycle_aba"]
+    assert reference["cycle_aba"] == pytest.approx(on_onednn, rel=1e-2)

@@ -1,6 +1,7 @@
 """Input pipelines on real photos and on the messy files real folders hold."""
 
 import io
+import os
 import shutil
 import warnings
 
@@ -242,3 +243,35 @@ def test_tfds_download_failure_says_how_to_use_folders(monkeypatch):
     monkeypatch.setattr(tfds, "load", offline)
     with pytest.raises(DatasetUnavailableError, match="--data-dir"):
         tfds_images("horse2zebra", "trainA")
+
+    def missing_module(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'importlib_resources'", name="importlib_resources")
+
+    monkeypatch.setattr(tfds, "load", missing_module)
+    with pytest.raises(DatasetUnavailableError, match="pip install importlib_resources") as error:
+        tfds_images("horse2zebra", "trainA")
+    assert "network" not in str(error.value)
+
+
+def test_tfds_downloads_and_prepares_horse2zebra_from_a_server(http_server, photos, tmp_path, monkeypatch):
+    """tfds' own download-and-prepare path of cycle_gan/horse2zebra (no mock): a small zip in the
+    official layout, served on 127.0.0.1 in place of the official server."""
+    import zipfile
+
+    from tensorflow_datasets.image_classification import cycle_gan
+
+    served, url, _ = http_server
+    counts = {"trainA": 3, "trainB": 2, "testA": 2, "testB": 1}
+    with zipfile.ZipFile(served / "horse2zebra.zip", "w") as archive:
+        for split, n in counts.items():
+            for path in image_files(photos / split)[:n]:
+                archive.write(path, f"horse2zebra/{split}/{os.path.basename(path)}")
+    monkeypatch.setitem(cycle_gan._DL_URLS, "horse2zebra", f"{url}horse2zebra.zip")
+    data_dir = tmp_path / "tfds"
+    found = {split: tfds_images("horse2zebra", split, data_dir=str(data_dir)) for split in counts}
+    assert {split: len(images) for split, images in found.items()} == counts
+    first = image_files(photos / "trainB")[0]
+    with open(first, "rb") as file:
+        assert file.read() in found["trainB"]  # the served bytes, not re-encoded
+    served.joinpath("horse2zebra.zip").unlink()  # prepared once: later loads read tfds' own files
+    assert len(tfds_images("horse2zebra", "testA", data_dir=str(data_dir))) == 2

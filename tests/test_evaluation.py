@@ -223,3 +223,25 @@ def test_train_eval_every_logs_scores_and_keeps_the_best(stand_in_graph, small_d
     best = json.loads((out / "best.json").read_text())
     assert best["epoch"] == 2 and best["fid_ab"] == pytest.approx(float(rows[1]["fid_ab"]))
     assert (out / "best_generator_ab.keras").is_file()
+
+
+def test_evaluate_reads_float_images_by_their_range(photos):
+    pixels = [
+        np.asarray(Image.open(p).convert("RGB").resize((32, 32))) for p in image_files(photos / "testA")[:6]
+    ]
+    targets = [
+        np.asarray(Image.open(p).convert("RGB").resize((32, 32))) for p in image_files(photos / "testB")[:6]
+    ]
+    identity = lambda image: image  # noqa: E731
+
+    def score(sources):
+        return evaluate(
+            identity, sources, targets, size=32, feature_extractor=_colour_features, kid_subsets=4
+        )
+
+    expected = score(pixels)
+    for converted in ([p / 255.0 for p in pixels], [p / 127.5 - 1.0 for p in pixels],
+                      [p.astype(np.float32) for p in pixels]):  # fmt: skip
+        assert score(converted)["fid"] == pytest.approx(expected["fid"], rel=1e-6)
+    with pytest.raises(UsageError, match="floats in"):
+        score([p * 3.7 for p in pixels])

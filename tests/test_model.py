@@ -140,3 +140,18 @@ def test_cyclegan_learns_a_colour_mapping(learns_colour_mapping):
     leave disc ~0.83; a wrong-signed adversarial term ends with adv ~1.02. A cycle detached from the
     first generator still closes (the second one learns to invert): test_official_parity catches it."""
     learns_colour_mapping()
+
+
+def test_translate_and_predict_return_the_input_size(tiny_cyclegan):
+    """Sides the generators' two halvings do not divide are padded and cropped back, as the CLI does."""
+    from cyclegan_keras.images import pad_to_multiple
+
+    model = tiny_cyclegan()
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 30, 34, 3)).astype("float32")
+    padded = np.stack([pad_to_multiple(image)[0] for image in images])
+    expected = keras.ops.convert_to_numpy(model.generator_ba(padded))[:, :30, :34]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model.translate(images, "b_to_a")), expected, atol=1e-6
+    )
+    assert model.predict(images, verbose=0).shape == (2, 30, 34, 3)
+    assert keras.ops.convert_to_numpy(model(images)).shape == (2, 30, 34, 3)

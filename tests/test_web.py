@@ -250,3 +250,24 @@ def test_page_runs_an_int8_file_with_two_grid_norms(registry, tmp_path, browser)
         assert np.mean(np.abs(got.astype(int) - expected.astype(int)) <= 1) >= 0.99
     finally:
         server.stop()
+
+
+@needs_runtime
+def test_the_site_is_readable_by_a_web_server_of_another_user(tiny_generator_file, registry, tmp_path):
+    import stat
+
+    from cyclegan_keras.web import litertjs_runtime
+
+    mask = os.umask(0o022)
+    try:
+        runtime = litertjs_runtime()
+        os.chmod(runtime, 0o700)  # as an earlier version cached it
+        site = tmp_path / "site"
+        _export(tiny_generator_file, site)
+    finally:
+        os.umask(mask)
+    for root, folders, files in os.walk(site):
+        for name in folders:
+            assert stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode) == 0o755, name
+        for name in files:
+            assert stat.S_IMODE(os.stat(os.path.join(root, name)).st_mode) & 0o044 == 0o044, name
