@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import importlib.util
 import os
 import signal
@@ -545,11 +546,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume = "; resume a training run with --resume" if args.command == "train" else ""
         parser.exit(status, f"cyclegan-keras: {why}{resume}\n")
     except Exception as error:
-        if args.debug or not isinstance(error, (UsageError, DatasetUnavailableError, WriteError)):
-            raise  # anything but what a user can fix is a bug, and keeps its traceback
-        status = 1 if isinstance(error, WriteError) else 2
-        parser.exit(status, f"cyclegan-keras {args.command}: error: {error}\n")
+        if args.debug:
+            raise
+        if isinstance(error, (UsageError, DatasetUnavailableError, WriteError)):
+            status = 1 if isinstance(error, WriteError) else 2
+            parser.exit(status, f"cyclegan-keras {args.command}: error: {error}\n")
+        if _not_writable(error):
+            parser.exit(
+                2,
+                f"cyclegan-keras {args.command}: error: cannot use {error.filename!r} ({error.strerror}): "
+                "check its permissions, or pass a place you can write (--out).\n",
+            )
+        raise  # anything but what a user can fix is a bug, and keeps its traceback
     return 0
+
+
+def _not_writable(error: Exception) -> bool:
+    """A file or folder the user may not use: no permission, a read-only file system."""
+    return (
+        isinstance(error, OSError)
+        and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+        and error.filename is not None
+    )
 
 
 def _quiet_tensorflow(args: argparse.Namespace) -> None:

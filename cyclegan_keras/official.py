@@ -199,11 +199,30 @@ def load_official_generator(path: str | os.PathLike, name: str = "generator") ->
         The generator as a functional ``keras.Model``.
     """
     arrays = read_state_dict(path)
+    try:
+        model = _official_generator(arrays, name)
+    except (KeyError, IndexError) as error:  # a key the layout guess expected is not there
+        raise UsageError(
+            f"{os.fspath(path)!r} is not laid out as an official ResNet or U-Net generator checkpoint: it "
+            f"has no {error.args[0] if error.args else 'expected'!r} (first keys: {sorted(arrays)[:5]}). "
+            "Convert a checkpoint of the official code (models/networks.py), or rename its keys to them."
+        ) from None
+    if model is None:
+        raise UsageError(
+            f"{os.fspath(path)!r} is not an official ResNet or U-Net generator checkpoint "
+            f"(first keys: {sorted(arrays)[:5]})."
+        )
+    return load_official_weights(model, arrays)
+
+
+def _official_generator(arrays: Mapping[str, np.ndarray], name: str) -> keras.Model | None:
+    """The Keras generator of an official checkpoint's keys and shapes, unfilled; None for neither
+    layout."""
     if "model.1.weight" in arrays:
         block_key = re.compile(r"model\.(\d+)\.conv_block\.1\.weight")
         blocks = {m.group(1) for key in arrays if (m := block_key.fullmatch(key))}
         first, last = arrays["model.1.weight"], arrays[f"model.{17 + len(blocks)}.weight"]
-        model = resnet_generator(
+        return resnet_generator(
             n_blocks=len(blocks),
             ngf=int(first.shape[0]),
             input_channels=int(first.shape[1]),
@@ -217,7 +236,7 @@ def load_official_generator(path: str | os.PathLike, name: str = "generator") ->
         downs = sum(1 for key in arrays if down_key.fullmatch(key))
         first, last = arrays["model.model.0.weight"], arrays["model.model.3.weight"]
         # Dropout leaves no keys, and evaluation does not use it: a U-Net is built without.
-        model = unet_generator(
+        return unet_generator(
             num_downs=downs,
             ngf=int(first.shape[0]),
             input_channels=int(first.shape[1]),
@@ -225,12 +244,7 @@ def load_official_generator(path: str | os.PathLike, name: str = "generator") ->
             style=Style(_norm_of(arrays, "model.model.1.model.1", "model.model.1.model.2")),
             name=name,
         )
-    else:
-        raise UsageError(
-            f"{os.fspath(path)!r} is not an official ResNet or U-Net generator checkpoint "
-            f"(first keys: {sorted(arrays)[:5]})."
-        )
-    return load_official_weights(model, arrays)
+    return None
 
 
 def _norm_of(arrays: Mapping[str, np.ndarray], conv: str, norm: str) -> str:

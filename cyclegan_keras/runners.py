@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -333,6 +334,11 @@ def load_generator(path: str | os.PathLike, direction: str | None = None) -> ker
         return _one_way(generator, path, direction)
     if not os.path.isfile(path):
         raise MissingInputError(f"No model file {path!r}.")
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise UsageError(
+            f"{path!r} is not a .keras file: a .keras file is a zip archive, and this one is damaged, cut "
+            "short or another kind of file. Save the model again (model.save('generator.keras'))."
+        )
     try:
         model = keras.models.load_model(path, safe_mode=True)
     except (OSError, ValueError, TypeError) as error:  # not a zip, not a Keras archive, unknown classes

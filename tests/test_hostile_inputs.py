@@ -1,0 +1,81 @@
+"""Hostile and odd inputs end in one line with exit status 2, nothing written: a read-only --out, a
+damaged .keras file, a checkpoint of another layout."""
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from cyclegan_keras.cli import main
+from cyclegan_keras.errors import UsageError
+from cyclegan_keras.official import load_official_generator
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_train_into_a_read_only_file_system_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "--data-dir", str(tmp_path), "--out", str(folder / "run")])
+        line = _one_line(capsys)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+    assert exit_info.value.code == 2 and "Read-only file system" in line and "--out" in line
+
+
+@pytest.mark.parametrize("damage", ["text", "cut short"])
+def test_a_damaged_keras_file_says_what_it_is(damage, tiny_generator_file, tmp_path, capsys):
+    path = tmp_path / "g.keras"
+    data = tiny_generator_file.read_bytes()
+    path.write_bytes(b"not a model\n" if damage == "text" else data[: len(data) // 3])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["translate", "--model", str(path), str(path), "--out", str(tmp_path / "out")])
+    line = _one_line(capsys)
+    assert exit_info.value.code == 2 and "is not a .keras file" in line and "not found" not in line.lower()
+
+
+def _official_keys(rename):
+    """The keys and shapes of an official 2-block ResNet generator (ngf 8), renamed by ``rename``."""
+    rng = np.random.default_rng(0)
+    shapes = {"model.1.weight": (8, 3, 7, 7), "model.1.bias": (8,), "model.4.weight": (16, 8, 3, 3),
+              "model.4.bias": (16,), "model.7.weight": (32, 16, 3, 3), "model.7.bias": (32,)}  # fmt: skip
+    for block in (10, 11):
+        for conv in (1, 5):
+            shapes[f"model.{block}.conv_block.{conv}.weight"] = (32, 32, 3, 3)
+            shapes[f"model.{block}.conv_block.{conv}.bias"] = (32,)
+    shapes.update({"model.12.weight": (32, 16, 3, 3), "model.12.bias": (16,),
+                   "model.15.weight": (16, 8, 3, 3), "model.15.bias": (8,),
+                   "model.19.weight": (3, 8, 7, 7), "model.19.bias": (3,)})  # fmt: skip
+    return {rename(key): rng.normal(size=shape).astype("float32") for key, shape in shapes.items()}
+
+
+def test_official_keys_load(tmp_path):
+    np.savez(tmp_path / "g.npz", **_official_keys(lambda key: key))
+    assert load_official_generator(tmp_path / "g.npz").count_params() > 0
+
+
+@pytest.mark.parametrize(
+    "rename",
+    [lambda key: key.replace("conv_block", "block"), lambda key: key.replace("model.", "net.", 1)],
+    ids=["renamed blocks", "renamed model"],
+)
+def test_a_checkpoint_of_another_layout_is_one_line(rename, tmp_path, capsys):
+    path = tmp_path / "other.npz"
+    np.savez(path, **_official_keys(rename))
+    with pytest.raises(UsageError, match="official ResNet or U-Net generator checkpoint"):
+        load_official_generator(path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", "--pth", str(path), "--out", str(tmp_path / "g.keras")])
+    assert exit_info.value.code == 2 and "official" in _one_line(capsys)
+    assert not (tmp_path / "g.keras").exists()
