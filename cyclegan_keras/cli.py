@@ -551,6 +551,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, (UsageError, DatasetUnavailableError, WriteError)):
             status = 1 if isinstance(error, WriteError) else 2
             parser.exit(status, f"cyclegan-keras {args.command}: error: {error}\n")
+        if _out_of_memory(error):
+            parser.exit(
+                2,
+                f"cyclegan-keras {args.command}: error: out of memory ({type(error).__name__}): lower the "
+                "sizes (--crop-size, --batch-size, --ngf; for photos --max-memory or --tile).\n",
+            )
         if _not_writable(error):
             parser.exit(
                 2,
@@ -559,6 +565,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         raise  # anything but what a user can fix is a bug, and keeps its traceback
     return 0
+
+
+def _out_of_memory(error: Exception) -> bool:
+    """An allocation failure of Python or of a framework, told by name (importing the frameworks to
+    compare classes would load them all): TensorFlow's, PyTorch's, and XLA's on JAX."""
+    name = type(error).__name__
+    return (
+        isinstance(error, MemoryError)
+        or name in ("ResourceExhaustedError", "OutOfMemoryError")
+        or (name in ("XlaRuntimeError", "JaxRuntimeError") and "RESOURCE_EXHAUSTED" in str(error))
+    )
 
 
 def _not_writable(error: Exception) -> bool:

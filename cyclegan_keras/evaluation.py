@@ -22,6 +22,7 @@ import tensorflow as tf
 from cyclegan_keras_edge.photos import UNREADABLE
 from PIL import Image
 
+from cyclegan_keras.budget import check_fits
 from cyclegan_keras.cache import cache_dir, download
 from cyclegan_keras.errors import MissingInputError, UsageError
 from cyclegan_keras.images import ImageSource, image_files, open_image
@@ -249,9 +250,17 @@ def evaluate(
     Returns:
         ``{"fid", "kid_mean", "kid_std", "num_translated", "num_target"}``.
     """
+    listed = [
+        image_files(s) if isinstance(s, (str, os.PathLike)) else list(s)
+        for s in (source_images, target_images)
+    ]
+    # Every image is held at the test size, and each translated one beside it.
+    count = len(listed[0]) + len(listed[1])
+    needed = size * size * 3 * (2 * len(listed[0]) + len(listed[1]))
+    check_fits(needed, f"{count} test images at --size {size}", "lower --size")
     translate = _translator(generator)
-    sources = _images(source_images, size, "source")
-    targets = _images(target_images, size, "target")
+    sources = _images(listed[0], size, "source")
+    targets = _images(listed[1], size, "target")
     extract = feature_extractor or InceptionFeatures(inception, resize=resize)
     translated = np.stack([translate(image) for image in sources])
     return scores(extract(translated), extract(np.stack(targets)), subsets=kid_subsets)

@@ -23,6 +23,7 @@ from cyclegan_keras.backends import (
     make_deterministic,
 )
 from cyclegan_keras.backends import select_backend as _select_backend
+from cyclegan_keras.budget import check_training_memory
 from cyclegan_keras.checkpoint import Checkpointer, TrainingStopped, last_good_checkpoint, latest_checkpoint
 from cyclegan_keras.config import TrainConfig, config_from_json
 from cyclegan_keras.distributed import (
@@ -257,6 +258,7 @@ def train(
         _select_backend(config.backend)  # refuses another backend than the one Keras runs on
     config.backend = backend
     check_backend_options(config, backend)
+    check_training_memory(config)
     with stop_on_sigterm():
         chief = is_chief(config.strategy)
         if chief:

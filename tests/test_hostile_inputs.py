@@ -79,3 +79,43 @@ def test_a_checkpoint_of_another_layout_is_one_line(rename, tmp_path, capsys):
         main(["convert", "--pth", str(path), "--out", str(tmp_path / "g.keras")])
     assert exit_info.value.code == 2 and "official" in _one_line(capsys)
     assert not (tmp_path / "g.keras").exists()
+
+
+@pytest.mark.parametrize(
+    "flags", [["--ngf", "100000"], ["--load-size", "100000", "--crop-size", "256"]], ids=["ngf", "load-size"]
+)
+def test_sizes_past_the_memory_are_refused_before_anything_starts(flags, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data-dir", str(tmp_path), *flags, "--out", str(tmp_path / "run")])
+    line = _one_line(capsys)
+    assert exit_info.value.code == 2 and "of memory" in line and flags[0] in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_training_memory_bound_holds_for_the_official_setting():
+    from cyclegan_keras.budget import training_memory
+    from cyclegan_keras.config import TrainConfig
+
+    # Parameters, gradients and Adam's moments of the official networks alone: 2 x (11.4 M + 2.8 M) x 16 B.
+    assert 450e6 < training_memory(TrainConfig()) < 1e9
+    assert training_memory(TrainConfig(ngf=128)) > 3 * training_memory(TrainConfig())
+
+
+def test_evaluate_at_a_size_past_the_memory_is_one_line(tiny_generator_file, photos, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model", str(tiny_generator_file), "--data-dir", str(photos), "--size", "100000"])
+    assert exit_info.value.code == 2 and "--size 100000 need at least" in _one_line(capsys)
+
+
+def test_running_out_of_memory_anyway_is_one_line(monkeypatch, capsys):
+    import cyclegan_keras.cli as cli
+
+    def exhausted(args):
+        import tensorflow as tf
+
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    monkeypatch.setattr(cli, "_cmd_demo", exhausted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo"])
+    assert exit_info.value.code == 2 and "out of memory (ResourceExhaustedError)" in _one_line(capsys)
