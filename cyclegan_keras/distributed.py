@@ -196,26 +196,61 @@ def agree(strategy, value: int) -> tuple[int, int]:
     return int(values.min()), int(values.max())
 
 
+class _Held:
+    """SIGTERM held while training steps run (``signals_between_steps``): the signal that arrived."""
+
+    active = False
+    pending: str | None = None
+
+
 @contextlib.contextmanager
 def stop_on_sigterm() -> Iterator[None]:
-    """SIGTERM raises ``Interrupted`` between training steps, as Ctrl-C does, rather than being ignored.
+    """SIGTERM raises ``Interrupted``, as Ctrl-C does, rather than being ignored.
 
     TensorFlow's multi-worker runtime takes SIGTERM for itself (for preemption handling we do not use),
     which leaves ``kill`` without effect; this puts the signal back in Python's hands, and restores the
-    previous handler afterwards. Outside the main thread (where signals cannot be handled) it does nothing.
+    previous handler afterwards. Within ``signals_between_steps`` the signal is held until the end of
+    the step, or of the epoch's checkpoint, that runs when it arrives (a second one stops at once).
+    Outside the main thread (where
+    signals cannot be handled) it does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+        message = f"stopped by {signal.Signals(signum).name}"
+        if _Held.active and not _Held.pending:  # a second one does not wait
+            _Held.pending = message
+            return
+        raise Interrupted(message)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_between_steps() -> Iterator[None]:
+    """Holds SIGTERM while ``model.fit`` runs, to be raised at a point between steps
+    (``raise_held_signal``, called by a callback): raised anywhere, it could land inside a checkpoint
+    being written, a TensorFlow writer or iterator being torn down, or a finalizer that swallows it
+    (the run then went on, or the process crashed on its way out)."""
+    _Held.active, _Held.pending = True, None
+    try:
+        yield
+        raise_held_signal()  # one that arrived after the last callback
+    finally:
+        _Held.active = False
+
+
+def raise_held_signal() -> None:
+    """Raises ``Interrupted`` for a SIGTERM held by ``signals_between_steps``, if one arrived."""
+    if _Held.pending:
+        message, _Held.pending = _Held.pending, None
+        raise Interrupted(message)
 
 
 def take_back_sigterm() -> None:

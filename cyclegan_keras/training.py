@@ -31,6 +31,8 @@ from cyclegan_keras.distributed import (
     distribution_strategy,
     is_chief,
     lost_worker,
+    raise_held_signal,
+    signals_between_steps,
     stop_on_sigterm,
     take_back_sigterm,
     worker_folder,
@@ -217,6 +219,16 @@ def _trim_history(path: str, epochs_done: int) -> None:
     kept = rows[:1] + [row for row in rows[1:] if done(row)]
     with staged_file(path, "the history") as staging, open(staging, "w", newline="") as file:
         csv.writer(file).writerows(kept)
+
+
+class _StopOnSignal(keras.callbacks.Callback):
+    """Raises a SIGTERM that arrived during ``fit`` at the next point between steps."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise_held_signal()
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise_held_signal()
 
 
 def train(
@@ -418,15 +430,17 @@ def _run(
         ]
     history = {}
     if start < config.total_epochs:
-        fit = model.fit(
-            dataset,
-            epochs=config.total_epochs,
-            steps_per_epoch=steps_per_epoch,
-            initial_epoch=start,
-            callbacks=[*callbacks, *extra_callbacks],
-            verbose=verbose if chief else 0,
-            shuffle=False,  # the pipeline shuffles, reproducibly
-        )
+        with signals_between_steps():
+            fit = model.fit(
+                dataset,
+                epochs=config.total_epochs,
+                steps_per_epoch=steps_per_epoch,
+                initial_epoch=start,
+                # Last: a SIGTERM stops the run after the epoch's checkpoint and files are written.
+                callbacks=[*callbacks, *extra_callbacks, _StopOnSignal()],
+                verbose=verbose if chief else 0,
+                shuffle=False,  # the pipeline shuffles, reproducibly
+            )
         history = fit.history
     if checkpointer.stopped_on:
         raise TrainingStopped(

@@ -410,3 +410,68 @@ def test_staged_files_get_the_permissions_a_plain_open_gives(tmp_path):
         file.write("x")
     (tmp_path / "plain.txt").write_text("x")
     assert (tmp_path / "staged.txt").stat().st_mode == (tmp_path / "plain.txt").stat().st_mode
+
+
+# --- SIGTERM at an epoch boundary ---------------------------------------------------------------------
+
+
+def _signal_during(monkeypatch, owner, method):
+    """``owner.method`` sends this process SIGTERM as it starts, once: a signal arriving at that point."""
+    original = getattr(owner, method)
+    sent = []
+
+    def send_then_run(self, *args, **kwargs):
+        if not sent:
+            sent.append(True)
+            signal.raise_signal(signal.SIGTERM)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, method, send_then_run)
+    return sent
+
+
+@pytest.mark.parametrize(
+    "point",
+    ["checkpoint being written", "sample grid", "next epoch's start", "a step"],
+)
+def test_sigterm_at_any_point_of_an_epoch_boundary_stops_after_that_epochs_checkpoint(
+    point, data_dir, tmp_path, capsys, monkeypatch
+):
+    """The signal is held until the epoch's files are written (raised anywhere, it landed inside them,
+    in a writer being torn down, or in a finalizer that swallowed it while the run went on)."""
+    from cyclegan_keras.checkpoint import Checkpointer, checkpoint_problem
+    from cyclegan_keras.samples import SampleImages
+    from cyclegan_keras.schedule import LearningRatePolicy
+
+    owner, method = {
+        "checkpoint being written": (Checkpointer, "on_epoch_end"),
+        "sample grid": (SampleImages, "on_epoch_end"),
+        "next epoch's start": (LearningRatePolicy, "on_epoch_begin"),
+        "a step": (Checkpointer, "on_train_batch_end"),
+    }[point]
+    if point == "next epoch's start":  # the second epoch's: the first one's checkpoint is written
+        calls = []
+        original = owner.on_epoch_begin
+
+        def second(self, epoch, logs=None):
+            calls.append(epoch)
+            if len(calls) == 2:
+                signal.raise_signal(signal.SIGTERM)
+            return original(self, epoch, logs)
+
+        monkeypatch.setattr(owner, method, second)
+    else:
+        _signal_during(monkeypatch, owner, method)
+    out = tmp_path / "run"
+    assert _exit_code(_train(data_dir, out, epochs=3)) == 143
+    assert "stopped by SIGTERM" in _one_line(capsys.readouterr().err)
+    if point == "a step":  # the first epoch's first step: stopped before any checkpoint
+        assert not (out / "checkpoints" / "latest").exists()
+    else:
+        assert json.loads((out / "checkpoints" / "latest").read_text())["epoch"] == 1
+        assert checkpoint_problem(out / "checkpoints" / "ckpt-00001") is None
+        assert _epochs(out) == ["0"]  # the epoch's row is there, and no later one
+    monkeypatch.undo()
+    if point == "checkpoint being written":
+        assert _exit_code(_train(data_dir, out, "--resume", epochs=3)) == 0
+        assert _epochs(out) == ["0", "1", "2"]
