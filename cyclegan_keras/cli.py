@@ -139,6 +139,8 @@ def _config_from(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
 
     options = {f.name: f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata}
     given = {k: v for k, v in vars(args).items() if k in options}
+    if given.get("data_dir"):  # the run's config.json then finds it from any directory
+        given["data_dir"] = os.path.abspath(given["data_dir"])
     if not (args.resume and find_run(given.get("out", DEFAULTS.out)) is not None):
         return TrainConfig(**given), []
     out = given.pop("out", DEFAULTS.out)
@@ -158,6 +160,12 @@ def _config_from(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
     ]
     if "data_dir" in changed:
         changed["dataset"] = DEFAULTS.dataset
+    elif saved.data_dir is not None and not os.path.isdir(saved.data_dir):
+        relative = "" if os.path.isabs(saved.data_dir) else ", a path relative to where the run started"
+        raise UsageError(
+            f"--resume: the run's data folder {saved.data_dir!r}{relative} is not found from "
+            f"{os.getcwd()!r}: pass --data-dir DIR with --resume (the same photos, where they are now)."
+        )
     return dataclasses.replace(saved, out=out, **changed), notes
 
 

@@ -365,6 +365,23 @@ def test_resume_applies_a_safe_flag_and_says_so(finished_run, capsys):
     assert "--eval-every 2" in out and "--ngf" not in out  # the same value is no change
 
 
+def test_a_new_run_keeps_its_data_folder_as_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = _resumed_config(["train", "--data-dir", "photos", "--out", str(tmp_path / "new")])
+    assert config.data_dir == str(tmp_path / "photos")
+
+
+def test_resume_of_a_run_whose_relative_data_folder_is_not_here_says_to_pass_data_dir(
+    finished_run, tmp_path, monkeypatch, capsys
+):
+    settings = json.loads((finished_run / "config.json").read_text())
+    (finished_run / "config.json").write_text(json.dumps({**settings, "data_dir": "photos"}))
+    monkeypatch.chdir(tmp_path)
+    assert _exit_code(["train", "--resume", "--out", str(finished_run)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "'photos', a path relative to where the run started" in line and "pass --data-dir DIR" in line
+
+
 @pytest.mark.parametrize(("flag", "value"), [("--ngf", "8"), ("--lr", "0.001"), ("--crop-size", "128")])
 def test_resume_refuses_a_flag_that_would_change_what_the_run_trains(finished_run, flag, value, capsys):
     assert _exit_code(["train", "--resume", "--out", str(finished_run), flag, value]) == 2
