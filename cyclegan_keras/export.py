@@ -543,7 +543,14 @@ def export_generator(
 
 
 def _check_out(format: str, out: str, overwrite: bool) -> None:
-    """Refuses ``out`` before any work: another kind of file, or (without ``overwrite``) an export."""
+    """Refuses ``out`` before any work: a name of another format, another kind of file, or (without
+    ``overwrite``) an export."""
+    suffix = {"tflite": ".tflite", "onnx": ".onnx"}.get(format)
+    if suffix and not out.lower().endswith(suffix):
+        raise UsageError(
+            f"--format {format} writes a {suffix} file, and its runtimes know it by that ending: pass "
+            f"--out NAME{suffix} (got {out!r})."
+        )
     if format == "saved_model":
         check_output_folder(out, is_saved_model, "SavedModel")
         if is_saved_model(out) and not overwrite:

@@ -40,6 +40,8 @@ def image_files(folder: str | os.PathLike) -> list[str]:
         ValueError: it holds no file with an image extension (``IMAGE_EXTENSIONS``).
     """
     folder = os.fspath(folder)
+    if os.path.isfile(folder):
+        raise UsageError(f"{folder!r} is a file, and a folder of images is needed here: pass its folder.")
     if not os.path.isdir(folder):
         raise MissingInputError(f"Image folder {folder!r} does not exist.")
     found = [

@@ -84,7 +84,7 @@ def check_output_file(
     path = os.fspath(path)
     what, is_kind = FILE_KINDS[kind]
     if os.path.isdir(path):
-        raise OutputExistsError(f"{flag} {path!r} is a folder; pass the path of the {what} file to write.")
+        raise OutputExistsError(f"{flag} {path!r} is a folder; pass the path of {what} file to write.")
     if os.path.lexists(path) and not (os.path.isfile(path) and is_kind(path)):
         raise OutputExistsError(
             f"{flag} {path!r} already exists and is not {what}, so it was left untouched: "

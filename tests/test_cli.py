@@ -233,6 +233,7 @@ BAD_OPTIONS = [
     (["convert", "--pth", "/no/h2z.pth", "--out", "g.keras"], "/no/h2z.pth"),
     (["export", "--model", "/no/g.keras", "--format", "tflite", "--out", "g.tflite"], "/no/g.keras"),
     (["export", "--model", "x.keras", "--format", "onnx", "--quantize", "int8", "--out", "g"], "web only"),
+    (["export", "--model", "x.keras", "--format", "onnx", "--out", "g.tflite"], "pass --out NAME.onnx"),
 ]
 
 

@@ -119,3 +119,28 @@ def test_running_out_of_memory_anyway_is_one_line(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["demo"])
     assert exit_info.value.code == 2 and "out of memory (ResourceExhaustedError)" in _one_line(capsys)
+
+
+def test_a_decompression_bomb_in_a_folder_is_skipped_and_the_rest_translated(
+    tiny_generator_file, photos, tmp_path, monkeypatch, capsys
+):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.open(sorted((photos / "testA").iterdir())[0]).save(folder / "horse.png")
+    Image.new("RGB", (1000, 1000)).save(folder / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200_000)  # over twice this: Pillow's bomb error
+    out = tmp_path / "out"
+    assert main(["translate", "--model", str(tiny_generator_file), str(folder), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "bomb.png" in captured.err and "Traceback" not in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["horse.png"]
+
+
+def test_a_file_where_a_folder_of_images_belongs_is_said_so(tiny_generator_file, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--model", str(tiny_generator_file), "--format", "tflite", "--input-size", "32",
+              "--verify-dir", str(tiny_generator_file), "--out", str(tmp_path / "g.tflite")])  # fmt: skip
+    assert exit_info.value.code == 2 and "is a file, and a folder of images is needed" in _one_line(capsys)
+    assert not (tmp_path / "g.tflite").exists()
