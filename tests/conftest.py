@@ -11,24 +11,62 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "horse2zebra"
+
+
+def _shared_data() -> pathlib.Path | None:
+    """The shared subset of horse2zebra: $CYCLEGAN_KERAS_TEST_PHOTOS, else shared/data/horse2zebra beside
+    the clone or beside any folder above it (CI lays shared/ beside the clone)."""
+    named = os.environ.get("CYCLEGAN_KERAS_TEST_PHOTOS")
+    candidates = [pathlib.Path(named)] if named else []
+    candidates += [parent / "shared" / "data" / "horse2zebra" for parent in REPO.parents]
+    return next((path for path in candidates if (path / "testA").is_dir()), None)
+
+
+SHARED_DATA = _shared_data()
 SAMPLES = REPO / "cyclegan_keras" / "assets" / "horse2zebra"
 
 
 @pytest.fixture(scope="session")
 def photos() -> pathlib.Path:
-    """Real horse and zebra photos in trainA/trainB/testA/testB: the shared subset, else the bundled few."""
-    return SHARED_DATA if SHARED_DATA.is_dir() else SAMPLES
+    """Real horse and zebra photos in trainA/trainB/testA/testB: the shared subset, else the bundled few.
+
+    Tests that need a number of photos take them through ``photo_subset``, which gives that number from
+    either source, so that no test depends on where the clone lies."""
+    return SHARED_DATA or SAMPLES
+
+
+@pytest.fixture(scope="session")
+def many_photos() -> pathlib.Path:
+    """The shared subset (120+ real photos a domain) for statistics that a few photos cannot give."""
+    if SHARED_DATA is None:
+        pytest.skip(
+            "needs the shared horse2zebra subset (shared/data/horse2zebra beside the clone, or "
+            "$CYCLEGAN_KERAS_TEST_PHOTOS): KID over the 3 bundled photos a domain is noise"
+        )
+    return SHARED_DATA
 
 
 def photo_subset(root: pathlib.Path, photos: pathlib.Path, counts: dict) -> pathlib.Path:
-    """A dataset folder in ``root`` with the first ``counts[split]`` photos of each split."""
+    """A dataset folder in ``root`` with ``counts[split]`` photos of each split: the first ones, and where
+    the source has fewer (the bundled few), mirrored crops of them, each a photo of its own."""
+    from PIL import Image, ImageOps
+
     from cyclegan_keras.images import image_files
 
     for split, n in counts.items():
-        (root / split).mkdir()
-        for path in image_files(photos / split)[:n]:
+        (root / split).mkdir(parents=True)
+        sources = image_files(photos / split)
+        for path in sources[:n]:
             shutil.copy(path, root / split)
+        for i in range(len(sources), n):
+            image = Image.open(sources[i % len(sources)]).convert("RGB")
+            width, height = image.size
+            shift = (i // len(sources)) % 8  # eight crops a photo, then mirrored ones
+            box = (shift * width // 40, shift * height // 40, width - (7 - shift) * width // 40, height)
+            variant = image.crop(box).resize((width, height), Image.BICUBIC)
+            if (i // len(sources)) % 16 >= 8:
+                variant = ImageOps.mirror(variant)
+            variant.save(root / split / f"variant_{i:04d}.png")
     return root
 
 

@@ -15,6 +15,7 @@ from cyclegan_keras.errors import UsageError
 from cyclegan_keras.evaluation import InceptionFeatures, clean_resize, evaluate
 from cyclegan_keras.images import image_files
 from cyclegan_keras.metrics import frechet_distance, kernel_inception_distance
+from tests.conftest import photo_subset
 
 
 def _with_moments(rng, n, mean, cov):
@@ -162,28 +163,21 @@ def _colour_features(images):
     return np.concatenate([images.mean(axis=(1, 2)), images.std(axis=(1, 2)), coarse], axis=1)
 
 
-def test_evaluate_scores_identity_translations(photos):
+def test_evaluate_scores_identity_translations(many_photos):
     identity = lambda pixels: pixels  # noqa: E731
-    same = evaluate(identity, photos / "testA", photos / "testA", size=32, feature_extractor=_colour_features)
-    other = evaluate(
-        identity, photos / "testA", photos / "testB", size=32, feature_extractor=_colour_features
-    )
+    test_a, test_b = many_photos / "testA", many_photos / "testB"
+    same = evaluate(identity, test_a, test_a, size=32, feature_extractor=_colour_features)
+    other = evaluate(identity, test_a, test_b, size=32, feature_extractor=_colour_features)
     assert same["fid"] == pytest.approx(0.0, abs=1e-6) and other["fid"] > 0.01
     assert other["kid_mean"] > 10 * abs(same["kid_mean"])
-    assert other["num_translated"] == len(image_files(photos / "testA"))
-    assert other["num_target"] == len(image_files(photos / "testB"))
+    assert other["num_translated"] == len(image_files(test_a))
+    assert other["num_target"] == len(image_files(test_b))
 
 
 @pytest.fixture
 def small_data(tmp_path, photos):
-    import shutil
-
-    root = tmp_path / "data"
-    for split, n in (("trainA", 3), ("trainB", 3), ("testA", 6), ("testB", 7)):
-        (root / split).mkdir(parents=True)
-        for path in image_files(photos / split)[:n]:
-            shutil.copy(path, root / split)
-    return root
+    counts = {"trainA": 3, "trainB": 3, "testA": 6, "testB": 7}
+    return photo_subset(tmp_path / "data", photos, counts)
 
 
 def test_cli_evaluate_prints_a_table_and_writes_a_report(stand_in_graph, small_data, tmp_path, capsys):
