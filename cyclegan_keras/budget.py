@@ -40,10 +40,17 @@ def check_training_memory(config: TrainConfig) -> None:
     """
     check_fits(
         training_memory(config),
-        f"--ngf {config.ngf}, --ndf {config.ndf}, --load-size {config.load_size} and --crop-size "
-        f"{config.crop_size}",
+        f"--ngf {config.ngf}, --ndf {config.ndf}, --load-size {config.load_size}, --crop-size "
+        f"{config.crop_size} and --batch-size {config.batch_size}",
         "lower them",
     )
+
+
+def check_export_memory(generator, input_size: int) -> None:
+    """Refuses an ``--input-size`` at which the generator's first layer alone cannot fit in memory
+    (the converter, the calibration and the verification all run the generator at that size)."""
+    widest = max((layer.output.shape[-1] or 1 for layer in generator.layers[1:]), default=1)
+    check_fits(input_size**2 * widest * 4, f"--input-size {input_size}", "lower --input-size")
 
 
 def check_fits(needed: int, what: str, remedy: str) -> None:
@@ -51,6 +58,6 @@ def check_fits(needed: int, what: str, remedy: str) -> None:
     available = available_memory()
     if needed > available:
         raise UsageError(
-            f"{what} need at least {size_text(needed)} of memory, and {size_text(available)} is available: "
-            f"{remedy}."
+            f"{what}: at least {size_text(needed)} of memory needed, and {size_text(available)} is "
+            f"available: {remedy}."
         )

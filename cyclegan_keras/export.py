@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cyclegan_keras.budget import check_export_memory
 from cyclegan_keras.calibration import least_error_ranges
 from cyclegan_keras.config import QUANTIZATIONS
 from cyclegan_keras.errors import MissingExtraError, OutputExistsError, UsageError
@@ -486,6 +487,7 @@ def export_generator(
     generator = model if isinstance(model, keras.Model) else load_generator(model, direction)
     # What the file says it translates: the one asked for, else the generator's own, else A -> B.
     direction = direction or generator_direction(generator, None if generator is model else model) or "a_to_b"
+    check_export_memory(generator, input_size)
     channels = (generator.inputs[0].shape[-1], generator.outputs[0].shape[-1])
     if channels != (3, 3):
         raise UsageError(

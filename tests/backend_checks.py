@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 
 import keras
@@ -262,10 +263,12 @@ def run_checks(work: str, data_dir: str) -> dict:
         checks["bfloat16_reference_path"] = bfloat16_without_onednn
     results = {"backend": keras.backend.backend()}
     for name, check in checks.items():
+        start = time.perf_counter()
         try:
             results[name] = {"value": check()}
         except Exception:
             results[name] = {"error": traceback.format_exc()}
+        results[name]["seconds"] = round(time.perf_counter() - start, 1)  # where the suite's time goes
     results["tensorflow_imported"] = "tensorflow" in sys.modules and hasattr(
         sys.modules["tensorflow"], "constant"
     )

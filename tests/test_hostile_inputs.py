@@ -104,7 +104,7 @@ def test_the_training_memory_bound_holds_for_the_official_setting():
 def test_evaluate_at_a_size_past_the_memory_is_one_line(tiny_generator_file, photos, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["evaluate", "--model", str(tiny_generator_file), "--data-dir", str(photos), "--size", "100000"])
-    assert exit_info.value.code == 2 and "--size 100000 need at least" in _one_line(capsys)
+    assert exit_info.value.code == 2 and "--size 100000: at least" in _one_line(capsys)
 
 
 def test_running_out_of_memory_anyway_is_one_line(monkeypatch, capsys):
@@ -144,3 +144,11 @@ def test_a_file_where_a_folder_of_images_belongs_is_said_so(tiny_generator_file,
               "--verify-dir", str(tiny_generator_file), "--out", str(tmp_path / "g.tflite")])  # fmt: skip
     assert exit_info.value.code == 2 and "is a file, and a folder of images is needed" in _one_line(capsys)
     assert not (tmp_path / "g.tflite").exists()
+
+
+def test_an_export_size_past_the_memory_is_one_line(tiny_generator_file, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--model", str(tiny_generator_file), "--format", "tflite", "--input-size", "100000",
+              "--out", str(tmp_path / "g.tflite")])  # fmt: skip
+    assert exit_info.value.code == 2 and "--input-size 100000: at least" in _one_line(capsys)
+    assert not (tmp_path / "g.tflite").exists() and not (tmp_path / "g.tflite.json").exists()
