@@ -553,6 +553,11 @@ def _check_out(format: str, out: str, overwrite: bool) -> None:
             f"--format {format} writes a {suffix} file, and its runtimes know it by that ending: pass "
             f"--out NAME{suffix} (got {out!r})."
         )
+    if not suffix and out.lower().rstrip("/").endswith((".tflite", ".onnx", ".keras")):
+        raise UsageError(
+            f"--format {format} writes a folder, and {out!r} names a model file: pass a folder name "
+            "(without .tflite, .onnx or .keras), or the --format of that file."
+        )
     if format == "saved_model":
         check_output_folder(out, is_saved_model, "SavedModel")
         if is_saved_model(out) and not overwrite:

@@ -234,6 +234,7 @@ BAD_OPTIONS = [
     (["export", "--model", "/no/g.keras", "--format", "tflite", "--out", "g.tflite"], "/no/g.keras"),
     (["export", "--model", "x.keras", "--format", "onnx", "--quantize", "int8", "--out", "g"], "web only"),
     (["export", "--model", "x.keras", "--format", "onnx", "--out", "g.tflite"], "pass --out NAME.onnx"),
+    (["export", "--model", "x.keras", "--format", "saved_model", "--out", "g.tflite"], "names a model file"),
 ]
 
 
