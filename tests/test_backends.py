@@ -25,32 +25,49 @@ def data_dir(tmp_path_factory, photos):
     )
 
 
-@pytest.fixture(scope="module", params=OTHER_BACKENDS)
-def other(request, tmp_path_factory, data_dir):
-    """The checks' results on one backend, after a TensorFlow-written checkpoint was handed to it."""
-    backend = request.param
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed (pip install '.[{backend}]')")
-    work = tmp_path_factory.mktemp(backend)
-    model = checks.tiny_cyclegan()
-    model.train_on_batch(checks._images(1, (1, 16, 16, 3)), checks._images(2, (1, 16, 16, 3)))
+@pytest.fixture(scope="module")
+def started(tmp_path_factory, data_dir):
+    """Both backends' check processes, each handed a TensorFlow-written checkpoint, started together:
+    JAX compiles on one core while PyTorch runs on the other."""
     from cyclegan_keras.checkpoint import save_checkpoint
 
-    save_checkpoint(model, work / "written", 1)
-    np.savez(work / "expected.npz", **checks.state_arrays(model))
-    model.generator_ab.save(work / "generator.keras")
-    inputs = checks._images(7, (2, 20, 24, 3))
-    outputs = keras.ops.convert_to_numpy(model.generator_ab(inputs, training=False))
-    np.savez(work / "generator.npz", inputs=inputs, outputs=outputs)
-    blocker = work / "no-tensorflow" / "tensorflow"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('TensorFlow is blocked in this test')\n")
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": f"{blocker.parent}{os.pathsep}{REPO}"}
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.backend_checks", str(work / "results.json"), str(work), str(data_dir)],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-4000:]
+    processes = {}
+    for backend in OTHER_BACKENDS:
+        if importlib.util.find_spec(backend) is None:
+            continue
+        work = tmp_path_factory.mktemp(backend)
+        model = checks.tiny_cyclegan()
+        model.train_on_batch(checks._images(1, (1, 16, 16, 3)), checks._images(2, (1, 16, 16, 3)))
+        save_checkpoint(model, work / "written", 1)
+        np.savez(work / "expected.npz", **checks.state_arrays(model))
+        model.generator_ab.save(work / "generator.keras")
+        inputs = checks._images(7, (2, 20, 24, 3))
+        outputs = keras.ops.convert_to_numpy(model.generator_ab(inputs, training=False))
+        np.savez(work / "generator.npz", inputs=inputs, outputs=outputs)
+        blocker = work / "no-tensorflow" / "tensorflow"
+        blocker.mkdir(parents=True)
+        (blocker / "__init__.py").write_text("raise ImportError('TensorFlow is blocked in this test')\n")
+        env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": f"{blocker.parent}{os.pathsep}{REPO}"}
+        command = [sys.executable, "-m", "tests.backend_checks", str(work / "results.json"), str(work),
+                   str(data_dir)]  # fmt: skip
+        with open(work / "log.txt", "w") as log:  # a file, not a pipe that nobody reads while waiting
+            processes[backend] = (work, subprocess.Popen(command, env=env, cwd=REPO, stdout=log, stderr=log))
+    yield processes
+    for _, process in processes.values():
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module", params=OTHER_BACKENDS)
+def other(request, started):
+    """The checks' results on one backend."""
+    backend = request.param
+    if backend not in started:
+        pytest.skip(f"{backend} is not installed (pip install '.[{backend}]')")
+    work, process = started[backend]
+    process.wait(timeout=900)
+    assert process.returncode == 0, (work / "log.txt").read_text()[-4000:]
     return backend, work, json.loads((work / "results.json").read_text())
 
 
