@@ -211,8 +211,7 @@ def stop_on_sigterm() -> Iterator[None]:
     which leaves ``kill`` without effect; this puts the signal back in Python's hands, and restores the
     previous handler afterwards. Within ``signals_between_steps`` the signal is held until the end of
     the step, or of the epoch's checkpoint, that runs when it arrives (a second one stops at once).
-    Outside the main thread (where
-    signals cannot be handled) it does nothing.
+    Outside the main thread (where signals cannot be handled) it does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
