@@ -234,6 +234,14 @@ class CycleGAN(keras.Model):
             kwargs.setdefault("shuffle", False)
         return super().fit(x, **kwargs)
 
+    def predict(self, x, *args, **kwargs):
+        """``keras.Model.predict``: A -> B translations, at the images' own size."""
+        # The pools' variables cannot be made inside the stateless step JAX's predict runs in.
+        shape = tuple(x.shape) if getattr(x, "ndim", None) == 4 else _image_batch_shape(x)
+        if shape is not None and not self.built:
+            self.build(shape)
+        return super().predict(x, *args, **kwargs)
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras' TensorFlow trainer takes a first batch and averages it over the replicas to build an
         # unbuilt model. Ours is built by then (fit, train), and under MultiWorkerMirroredStrategy that

@@ -234,6 +234,21 @@ def few_step_run(work: str, data_dir: str) -> dict:
     }
 
 
+def translation_size() -> dict:
+    """The shapes ``predict`` (of a model not built yet) and ``translate`` give a 30 x 34 batch."""
+    images = _images(9, (2, 30, 34, 3))
+    from cyclegan_keras import CycleGAN, patchgan_discriminator, resnet_generator
+
+    model = CycleGAN(
+        resnet_generator(1, ngf=4), resnet_generator(1, ngf=4), patchgan_discriminator(n_layers=2, ndf=4),
+        patchgan_discriminator(n_layers=2, ndf=4), pool_size=2,
+    )  # fmt: skip
+    return {
+        "predict": list(model.predict(images, verbose=0).shape),
+        "translate": list(keras.ops.convert_to_numpy(model.translate(images, "b_to_a")).shape),
+    }
+
+
 def bfloat16_without_onednn() -> dict:
     """PyTorch only: two mixed_bfloat16 steps with oneDNN switched off, so that convolutions take
     PyTorch's reference path, as on a CPU without bfloat16 instructions."""
@@ -258,6 +273,7 @@ def run_checks(work: str, data_dir: str) -> dict:
         "variants": official_variants,
         "keras_file": lambda: keras_file_from_tensorflow(work),
         "tiled": lambda: tiled_translation(work),
+        "translation_size": translation_size,
     }
     if keras.backend.backend() == "torch":
         checks["bfloat16_reference_path"] = bfloat16_without_onednn

@@ -119,6 +119,11 @@ def test_a_keras_file_saved_on_tensorflow_computes_the_same_on_the_other_backend
     assert found(other, "keras_file") < 1e-5
 
 
+def test_predict_and_translate_keep_the_images_size_on_the_other_backend(other):
+    # predict of a model not built yet too: JAX's predict runs statelessly, where no pool can be made.
+    assert found(other, "translation_size") == {"predict": [2, 30, 34, 3], "translate": [2, 30, 34, 3]}
+
+
 def test_large_photos_translate_in_tiles_on_the_other_backend(other):
     # The tiles' layer-by-layer run of a TensorFlow-saved generator equals TensorFlow's whole image.
     assert found(other, "tiled") < 1e-4
