@@ -197,8 +197,11 @@ class LiteRTRunner(Runner):
     def __init__(self, path: str, threads: int | None = None):
         from cyclegan_keras_edge.translate_litert import LiteRTTranslator
 
-        with quiet_native_logs():  # LiteRT's notice of its CPU delegate
-            self.translator = LiteRTTranslator(path, threads=threads)
+        try:
+            with quiet_native_logs():  # LiteRT's notice of its CPU delegate
+                self.translator = LiteRTTranslator(path, threads=threads)
+        except (ValueError, RuntimeError) as error:  # not a flatbuffer, or ops this runtime lacks
+            raise UsageError(f"{path!r} is not a LiteRT model this runtime can run ({error}).") from error
         self.native_uint8 = self.translator.input["dtype"] == np.uint8
         self.float_io = not self.native_uint8
 
@@ -230,7 +233,10 @@ class OnnxRunner(Runner):
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime's own classes for a file it cannot parse or run
+            raise UsageError(f"{path!r} is not an ONNX model ONNX Runtime can run ({error}).") from error
         self.input_name = self.session.get_inputs()[0].name
 
     def run_float(self, batch: np.ndarray) -> np.ndarray:

@@ -152,3 +152,14 @@ def test_an_export_size_past_the_memory_is_one_line(tiny_generator_file, tmp_pat
               "--out", str(tmp_path / "g.tflite")])  # fmt: skip
     assert exit_info.value.code == 2 and "--input-size 100000: at least" in _one_line(capsys)
     assert not (tmp_path / "g.tflite").exists() and not (tmp_path / "g.tflite.json").exists()
+
+
+@pytest.mark.parametrize("suffix", [".tflite", ".onnx"])
+def test_a_text_file_with_a_model_suffix_is_one_line(suffix, photos, tmp_path, capsys):
+    model = tmp_path / f"g{suffix}"
+    model.write_text("not a model\n")
+    photo = str(sorted((photos / "testA").iterdir())[0])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["translate", "--model", str(model), photo, "--out", str(tmp_path / "out.png")])
+    assert exit_info.value.code == 2 and "is not" in _one_line(capsys)
+    assert not (tmp_path / "out.png").exists()
