@@ -14,8 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
-from cyclegan_keras.data import Preprocessing, train_dataset  # noqa: E402
-from cyclegan_keras.images import image_files  # noqa: E402
+from cyclegan_keras.data.images import image_files  # noqa: E402
+from cyclegan_keras.data.tf_data import Preprocessing, train_dataset  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "horse2zebra")

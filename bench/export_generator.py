@@ -21,15 +21,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from cyclegan_keras.export import TABLE_HEADER, export_tflite, verification_photos, verify_export  # noqa: E402
-from cyclegan_keras.training import TrainConfig, build_cyclegan  # noqa: E402
+from cyclegan_keras.deploy.export import TABLE_HEADER, export_tflite, verification_photos, verify_export  # noqa: E402
+from cyclegan_keras.training.loop import TrainConfig, build_cyclegan  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DATA = os.path.join(HERE, "..", "..", "shared", "data", "horse2zebra")
 
 
 def trained_generator(data: str, steps: int) -> keras.Model:
-    from cyclegan_keras.data import train_dataset
+    from cyclegan_keras.data.tf_data import train_dataset
 
     config = TrainConfig(load_size=72, crop_size=64, lr=5e-4, pool_size=50)
     keras.utils.set_random_seed(0)

@@ -4,7 +4,7 @@ For each size (megapixels) and mode, a process of its own translates one photo a
 its peak resident memory comes from the operating system (``getrusage`` in that process). Modes:
 
 - ``whole``: one call of the Keras generator (only where its estimate fits the machine's memory);
-- ``exact`` and ``thumbnail``: ``cyclegan_keras.tiling`` with ``--tile`` and ``--max-memory``;
+- ``exact`` and ``thumbnail``: ``cyclegan_keras.deploy.tiling`` with ``--tile`` and ``--max-memory``;
 - ``naive``: the usual workaround, each tile translated on its own (its own statistics), for contrast.
 
 Printed per mode: seconds, seconds per megapixel against whole-photo translation's (the largest size
@@ -82,9 +82,9 @@ def child(args) -> None:
     """One translation; prints a JSON line, saves the float output where a comparison needs it."""
     import keras
 
-    from cyclegan_keras.networks import resnet_generator
-    from cyclegan_keras.runners import load_generator
-    from cyclegan_keras.tiling import TiledGenerator
+    from cyclegan_keras.deploy.runners import load_generator
+    from cyclegan_keras.deploy.tiling import TiledGenerator
+    from cyclegan_keras.networks.builders import resnet_generator
 
     if args.model:
         generator = load_generator(args.model)
@@ -108,7 +108,7 @@ def child(args) -> None:
                 part = image[y : y + args.tile, x : x + args.tile][None]
                 out[y : y + args.tile, x : x + args.tile] = keras.ops.convert_to_numpy(generator(part))[0]
     else:
-        from cyclegan_keras.hardware import memory_size
+        from cyclegan_keras.system.hardware import memory_size
 
         plan = tiled.plan(*image.shape[:2], args.tile, args.mode == "exact")
         memory = tiled.array_memory(memory_size(args.max_memory), *image.shape[:2], plan["tile_bytes"])
@@ -155,7 +155,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    from cyclegan_keras.hardware import cpu_flags
+    from cyclegan_keras.system.hardware import cpu_flags
 
     flags = sorted(
         f for f in cpu_flags() or () if f.startswith(("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx"))

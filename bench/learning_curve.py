@@ -153,7 +153,7 @@ class Judge:
     def __init__(self):
         import torch
 
-        from cyclegan_keras.metrics import kernel_inception_distance
+        from cyclegan_keras.evaluation.metrics import kernel_inception_distance
 
         self._kid = kernel_inception_distance
         self.net = _judge_network()
@@ -200,7 +200,7 @@ class Judge:
 
 
 def _keras_config(seed: int, steps: int):
-    from cyclegan_keras.training import TrainConfig
+    from cyclegan_keras.training.loop import TrainConfig
 
     epoch_steps = max(len(_files("trainA")), len(_files("trainB")))
     if steps % epoch_steps:
@@ -230,8 +230,8 @@ def prepare_init(seed: int, steps: int) -> pathlib.Path:
         return path
     import keras
 
-    from cyclegan_keras.official import official_keys
-    from cyclegan_keras.training import build_cyclegan
+    from cyclegan_keras.networks.official import official_keys
+    from cyclegan_keras.training.loop import build_cyclegan
 
     config = _keras_config(seed, steps)
     keras.utils.set_random_seed(config.seed)  # as train() does before it builds the model
@@ -268,9 +268,9 @@ def _load_result(impl: str, seed: int, resumed_step: int) -> dict:
 def run_keras(seed: int, steps: int, eval_every: int, judge: Judge) -> None:
     import keras
 
-    from cyclegan_keras.checkpoint import latest_checkpoint
-    from cyclegan_keras.images import to_float, to_uint8
-    from cyclegan_keras.training import train
+    from cyclegan_keras.data.images import to_float, to_uint8
+    from cyclegan_keras.run.checkpoint import latest_checkpoint
+    from cyclegan_keras.training.loop import train
 
     config = _keras_config(seed, steps)
     found = latest_checkpoint(os.path.join(config.out, "checkpoints"))

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import scipy.linalg
 
-from cyclegan_keras.metrics import frechet_distance, kernel_inception_distance
+from cyclegan_keras.evaluation.metrics import frechet_distance, kernel_inception_distance
 
 
 def reference_fid(a: np.ndarray, b: np.ndarray) -> float:

@@ -35,7 +35,7 @@ def worker(out: str, crop: int, steps: int, epochs: int, batch: int, strategy: s
     """One training process; writes the seconds of each epoch after the first to ``report``."""
     import keras
 
-    from cyclegan_keras.training import TrainConfig, train
+    from cyclegan_keras.training.loop import TrainConfig, train
 
     class Clock(keras.callbacks.Callback):
         def __init__(self):

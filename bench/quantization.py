@@ -2,9 +2,9 @@
 
 For a trained generator: PSNR against the Keras model on real test photos and latency, for float32,
 dynamic, int8 (float ends and --uint8-io) and int16x8, each with the export's channel equalization
-(``cyclegan_keras.quantization``) and, for the integer modes, without it; int8 step by step (none,
-channel ranges, least-error activation ranges from ``cyclegan_keras.calibration``, sign-split norms,
-two-grid norms where the tails are heaviest, sub-pixel convs from ``cyclegan_keras.subpixel``), then
+(``cyclegan_keras.deploy.quantization``) and, for the integer modes, without it; int8 step by step (none,
+channel ranges, least-error activation ranges from ``cyclegan_keras.deploy.calibration``, sign-split norms,
+two-grid norms where the tails are heaviest, sub-pixel convs from ``cyclegan_keras.deploy.subpixel``), then
 the files timed in turn against the first of their kind (LiteRT's own int8 file; float files
 without sub-pixel convs). Then LiteRT's quantization debugger on the int8 file with sign-split norms
 only (LiteRT's own ranges; a two-grid norm needs the export's): each op's error in units of its own
@@ -34,11 +34,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import cyclegan_keras.export as export  # noqa: E402
-import cyclegan_keras.quantization as quantization  # noqa: E402
-from cyclegan_keras.images import image_files, resized_images, to_float  # noqa: E402
-from cyclegan_keras.layers import InstanceNormalization  # noqa: E402
-from cyclegan_keras.quantization import equalize_channels, split_norms  # noqa: E402
+import cyclegan_keras.deploy.export as export  # noqa: E402
+import cyclegan_keras.deploy.quantization as quantization  # noqa: E402
+from cyclegan_keras.data.images import image_files, resized_images, to_float  # noqa: E402
+from cyclegan_keras.deploy.quantization import equalize_channels, split_norms  # noqa: E402
+from cyclegan_keras.networks.layers import InstanceNormalization  # noqa: E402
 
 VARIANTS = [(None, False), ("dynamic", False), ("int8", False), ("int8", True), ("int16x8", False)]
 # The int8 export's steps, cumulative: channel scaling, least-error ranges, sign-split norms, two grids,

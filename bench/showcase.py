@@ -36,7 +36,7 @@ def main() -> None:
         parser.error(f"--out {args.out} exists; name a new file (nothing is overwritten)")
     import keras
 
-    from cyclegan_keras.images import image_files, resized_images, save_image, to_float, to_uint8
+    from cyclegan_keras.data.images import image_files, resized_images, save_image, to_float, to_uint8
 
     with open(os.path.join(args.run, "config.json")) as file:
         config = json.load(file)

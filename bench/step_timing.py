@@ -44,8 +44,8 @@ def keras_step(backend: str, generator: str, size: int, batch: int, precision: s
     sys.path.insert(0, REPO)
     import keras
 
-    from cyclegan_keras.config import TrainConfig
-    from cyclegan_keras.training import build_cyclegan
+    from cyclegan_keras.training.config import TrainConfig
+    from cyclegan_keras.training.loop import build_cyclegan
 
     keras.config.set_dtype_policy(precision)
     model = build_cyclegan(TrainConfig(generator=generator, crop_size=size, load_size=size, backend=backend))

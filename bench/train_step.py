@@ -21,8 +21,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from cyclegan_keras.config import GENERATORS, PRECISIONS, TrainConfig  # noqa: E402
-from cyclegan_keras.training import build_cyclegan  # noqa: E402
+from cyclegan_keras.training.config import GENERATORS, PRECISIONS, TrainConfig  # noqa: E402
+from cyclegan_keras.training.loop import build_cyclegan  # noqa: E402
 
 
 def conv_layers(model: keras.Model, size: int) -> list[tuple[keras.layers.Layer, tuple, int]]:

@@ -13,7 +13,7 @@ Both are also given as GFLOP/s of the convolutions (about 99 GFLOP per 256 px im
 it in the residual blocks), to compare with what the CPU's SIMD width allows. ``--variant no-norm``
 (instance norms left out) and ``--variant zero-pad`` (zero instead of reflection padding) show how
 much of the gap the non-convolution ops make; ``--variant plain-convs`` exports the transposed and
-RGB-end convs as they are instead of in sub-pixel form (``cyclegan_keras.subpixel``).
+RGB-end convs as they are instead of in sub-pixel form (``cyclegan_keras.deploy.subpixel``).
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def main() -> None:
     from selenium.webdriver.chrome.service import Service
 
     from cyclegan_keras import resnet_generator
-    from cyclegan_keras.runners import LiteRTRunner
-    from cyclegan_keras.web import export_web
+    from cyclegan_keras.deploy.runners import LiteRTRunner
+    from cyclegan_keras.deploy.web import export_web
 
     flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     isa = sorted({f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f" {f} " in flags})
@@ -65,9 +65,9 @@ def main() -> None:
         generator = resnet_generator(9, 64, name="horse2zebra")
     generator = _variant(generator, args.variant)
     if args.variant == "plain-convs":
-        import cyclegan_keras.export
+        import cyclegan_keras.deploy.export
 
-        cyclegan_keras.export.subpixel_convs = lambda model: model
+        cyclegan_keras.deploy.export.subpixel_convs = lambda model: model
     work = tempfile.mkdtemp()
     atexit.register(shutil.rmtree, work, ignore_errors=True)  # at exit, an error or Ctrl-C included
     site = os.path.join(work, "site")
@@ -115,7 +115,7 @@ def main() -> None:
 def _variant(generator, variant: str):
     import keras
 
-    from cyclegan_keras.layers import InstanceNormalization, ReflectionPadding2D
+    from cyclegan_keras.networks.layers import InstanceNormalization, ReflectionPadding2D
 
     def swap(layer):
         if variant == "no-norm" and isinstance(layer, InstanceNormalization):

@@ -9,14 +9,14 @@ The public API:
   adversarial losses;
 - callbacks for ``model.fit``: ``LinearDecay``, ``LearningRatePolicy`` (every official ``--lr_policy``;
   ``policy_factor``), ``SampleImages``, ``Checkpointer``, ``EvaluateEvery``;
-- data: ``train_dataset``, ``Preprocessing``, ``tfds_images`` (more in ``cyclegan_keras.data``);
+- data: ``train_dataset``, ``Preprocessing``, ``tfds_images`` (more in ``cyclegan_keras.data.tf_data``);
 - whole runs: ``TrainConfig`` (``official_options_table``: its official options), ``train`` (what
   ``cyclegan-keras train`` does), ``find_run``, and
   ``run_lock`` and ``intact_checkpoint`` (one trainer per run folder; checkpoints that verify);
 - pretrained and official checkpoints: ``pretrained``, ``PRETRAINED``, ``load_official_weights``,
   ``load_official_generator``, ``read_state_dict``;
 - evaluation: ``frechet_distance``, ``kernel_inception_distance``, ``InceptionFeatures``, ``evaluate``;
-- deployment: ``export_generator``, ``load_translator`` (more in ``cyclegan_keras.export``).
+- deployment: ``export_generator``, ``load_translator`` (more in ``cyclegan_keras.deploy.export``).
 
 Names are imported on first use (PEP 562), so ``import cyclegan_keras`` and the command line's help
 do not load TensorFlow.
@@ -31,57 +31,57 @@ from cyclegan_keras.version import __version__ as __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "Checkpointer": "checkpoint",
-    "intact_checkpoint": "checkpoint",
-    "restore_checkpoint": "checkpoint",
-    "save_checkpoint": "checkpoint",
-    "Preprocessing": "data",
-    "tfds_images": "data",
-    "train_dataset": "data",
-    "EvaluateEvery": "evaluation",
-    "InceptionFeatures": "evaluation",
-    "evaluate": "evaluation",
-    "export_generator": "export",
-    "load_translator": "export",
-    "InstanceNormalization": "layers",
-    "ReflectionPadding2D": "layers",
-    "GAN_MODES": "losses",
-    "discriminator_adversarial_loss": "losses",
-    "generator_adversarial_loss": "losses",
-    "gradient_penalty": "losses",
-    "frechet_distance": "metrics",
-    "kernel_inception_distance": "metrics",
-    "run_lock": "lock",
-    "LOSS_NAMES": "model",
-    "CycleGAN": "model",
-    "OfficialAdam": "model",
-    "official_adam": "model",
-    "Style": "networks",
-    "discriminator": "networks",
-    "generator": "networks",
-    "patchgan_discriminator": "networks",
-    "pixel_discriminator": "networks",
-    "resnet_generator": "networks",
-    "unet_generator": "networks",
-    "load_official_generator": "official",
-    "load_official_weights": "official",
-    "official_keys": "official",
-    "read_state_dict": "official",
-    "ImagePool": "pool",
-    "PRETRAINED": "presets",
-    "pretrained": "presets",
-    "find_run": "runs",
-    "SampleImages": "samples",
-    "sample_grid": "samples",
-    "LearningRatePolicy": "schedule",
-    "LinearDecay": "schedule",
-    "policy_factor": "schedule",
-    "linear_decay_factor": "schedule",
-    "TiledGenerator": "tiling",
-    "official_options_table": "config",
-    "TrainConfig": "training",
-    "build_cyclegan": "training",
-    "train": "training",
+    "Checkpointer": "run.checkpoint",
+    "intact_checkpoint": "run.checkpoint",
+    "restore_checkpoint": "run.checkpoint",
+    "save_checkpoint": "run.checkpoint",
+    "Preprocessing": "data.tf_data",
+    "tfds_images": "data.tf_data",
+    "train_dataset": "data.tf_data",
+    "EvaluateEvery": "evaluation.evaluate",
+    "InceptionFeatures": "evaluation.evaluate",
+    "evaluate": "evaluation.evaluate",
+    "export_generator": "deploy.export",
+    "load_translator": "deploy.export",
+    "InstanceNormalization": "networks.layers",
+    "ReflectionPadding2D": "networks.layers",
+    "GAN_MODES": "training.losses",
+    "discriminator_adversarial_loss": "training.losses",
+    "generator_adversarial_loss": "training.losses",
+    "gradient_penalty": "training.losses",
+    "frechet_distance": "evaluation.metrics",
+    "kernel_inception_distance": "evaluation.metrics",
+    "run_lock": "run.lock",
+    "LOSS_NAMES": "training.model",
+    "CycleGAN": "training.model",
+    "OfficialAdam": "training.model",
+    "official_adam": "training.model",
+    "Style": "networks.builders",
+    "discriminator": "networks.builders",
+    "generator": "networks.builders",
+    "patchgan_discriminator": "networks.builders",
+    "pixel_discriminator": "networks.builders",
+    "resnet_generator": "networks.builders",
+    "unet_generator": "networks.builders",
+    "load_official_generator": "networks.official",
+    "load_official_weights": "networks.official",
+    "official_keys": "networks.official",
+    "read_state_dict": "networks.official",
+    "ImagePool": "training.pool",
+    "PRETRAINED": "networks.pretrained",
+    "pretrained": "networks.pretrained",
+    "find_run": "run.folder",
+    "SampleImages": "training.samples",
+    "sample_grid": "training.samples",
+    "LearningRatePolicy": "training.schedule",
+    "LinearDecay": "training.schedule",
+    "policy_factor": "training.schedule",
+    "linear_decay_factor": "training.schedule",
+    "TiledGenerator": "deploy.tiling",
+    "official_options_table": "training.config",
+    "TrainConfig": "training.loop",
+    "build_cyclegan": "training.loop",
+    "train": "training.loop",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -102,7 +102,7 @@ def __dir__() -> list[str]:
 
 def _register_serializables() -> None:
     """Registers the classes that ``.keras`` files of this package name, for ``keras.models.load_model``."""
-    for module in ("layers", "subpixel", "pool", "model"):
+    for module in ("networks.layers", "deploy.subpixel", "training.pool", "training.model"):
         importlib.import_module(f"cyclegan_keras.{module}")
 
 

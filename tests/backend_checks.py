@@ -129,7 +129,7 @@ def tiny_cyclegan():
 
 def state_arrays(model) -> dict:
     """Every checkpointed variable of ``model`` as numpy, by its checkpoint key."""
-    from cyclegan_keras.checkpoint import state_variables
+    from cyclegan_keras.run.checkpoint import state_variables
 
     return {key: np.asarray(keras.ops.convert_to_numpy(v)) for key, v in state_variables(model).items()}
 
@@ -137,7 +137,7 @@ def state_arrays(model) -> dict:
 def checkpoint_round_trip(work: str) -> dict:
     """Restores ``work/written`` (a checkpoint of another backend), compares every variable with what
     was saved, trains one step and checkpoints into ``work/back`` for the other backend to read."""
-    from cyclegan_keras.checkpoint import restore_checkpoint, save_checkpoint
+    from cyclegan_keras.run.checkpoint import restore_checkpoint, save_checkpoint
 
     model = tiny_cyclegan()
     epoch = restore_checkpoint(model, os.path.join(work, "written"))
@@ -179,8 +179,8 @@ def official_variants() -> dict:
     """Two steps of a CycleGAN with the variants whose state differs by backend: batch norm (its moving
     statistics update inside the step), grayscale A and RGB B (pools of 1- and 3-channel images), a pixel
     discriminator."""
-    from cyclegan_keras.config import TrainConfig
-    from cyclegan_keras.training import build_cyclegan
+    from cyclegan_keras.training.config import TrainConfig
+    from cyclegan_keras.training.loop import build_cyclegan
 
     config = TrainConfig(generator="resnet_6blocks", ngf=4, ndf=4, crop_size=16, load_size=16, norm="batch",
                          netd="pixel", input_nc=1, output_nc=3, lambda_identity=0, pool_size=2)  # fmt: skip
@@ -208,7 +208,7 @@ def keras_file_from_tensorflow(work: str) -> float:
 def tiled_translation(work: str) -> float:
     """The largest difference between TensorFlow's whole-image outputs of ``work/generator.keras`` and
     this backend's translation of the same inputs in 8 px tiles with exact statistics."""
-    from cyclegan_keras.tiling import TiledGenerator
+    from cyclegan_keras.deploy.tiling import TiledGenerator
 
     saved = np.load(os.path.join(work, "generator.npz"))
     tiled = TiledGenerator(keras.models.load_model(os.path.join(work, "generator.keras"), safe_mode=True))
@@ -219,7 +219,7 @@ def tiled_translation(work: str) -> float:
 
 def few_step_run(work: str, data_dir: str) -> dict:
     """A two-epoch run through the command line (the Python input pipeline, sample grids, checkpoints)."""
-    from cyclegan_keras.cli import main
+    from cyclegan_keras.cli.commands import main
 
     out = os.path.join(work, "run")
     args = ["train", "--data-dir", data_dir, "--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4",
@@ -254,7 +254,7 @@ def bfloat16_without_onednn() -> dict:
     PyTorch's reference path, as on a CPU without bfloat16 instructions."""
     import torch
 
-    from cyclegan_keras.torch_bfloat16 import onednn_computes_bfloat16
+    from cyclegan_keras.training.steps.torch_bfloat16 import onednn_computes_bfloat16
 
     with torch.backends.mkldnn.flags(enabled=False):
         fallback = not onednn_computes_bfloat16()

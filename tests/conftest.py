@@ -51,7 +51,7 @@ def photo_subset(root: pathlib.Path, photos: pathlib.Path, counts: dict) -> path
     the source has fewer (the bundled few), mirrored crops of them, each a photo of its own."""
     from PIL import Image, ImageOps
 
-    from cyclegan_keras.images import image_files
+    from cyclegan_keras.data.images import image_files
 
     for split, n in counts.items():
         (root / split).mkdir(parents=True)

@@ -29,7 +29,7 @@ def data_dir(tmp_path_factory, photos):
 def started(tmp_path_factory, data_dir):
     """Both backends' check processes, each handed a TensorFlow-written checkpoint, started together:
     JAX compiles on one core while PyTorch runs on the other."""
-    from cyclegan_keras.checkpoint import save_checkpoint
+    from cyclegan_keras.run.checkpoint import save_checkpoint
 
     processes = {}
     for backend in OTHER_BACKENDS:
@@ -101,7 +101,7 @@ def test_the_pool_has_the_official_semantics(other):
 
 
 def test_checkpoints_move_between_tensorflow_and_the_other_backend(other):
-    from cyclegan_keras.checkpoint import restore_checkpoint
+    from cyclegan_keras.run.checkpoint import restore_checkpoint
 
     work = other[1]
     checkpoint = found(other, "checkpoint")
@@ -130,7 +130,7 @@ def test_large_photos_translate_in_tiles_on_the_other_backend(other):
 
 
 def test_a_run_on_the_other_backend_exports_like_one_trained_on_tensorflow(other, tmp_path):
-    from cyclegan_keras.export import export_generator
+    from cyclegan_keras.deploy.export import export_generator
 
     work = other[1]
     run = found(other, "run")
@@ -186,7 +186,7 @@ def test_an_option_a_backend_cannot_honour_is_one_line_and_writes_nothing(
 
 
 def test_a_backend_that_is_not_installed_or_not_the_running_one_is_refused(tmp_path, monkeypatch, capsys):
-    from cyclegan_keras.cli import main
+    from cyclegan_keras.cli.commands import main
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

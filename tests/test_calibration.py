@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import cyclegan_keras.calibration as calibration
+import cyclegan_keras.deploy.calibration as calibration
 
 
 def _heavy_tailed(seed: int, count: int) -> list[np.ndarray]:
@@ -112,7 +112,7 @@ def test_saturated_convs_get_minus_one_to_one_and_summed_operands_keep_their_tai
     operands of a batched matmul (exact int32 sums of squares) keep their whole range."""
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from cyclegan_keras.layers import _mean_square
+    from cyclegan_keras.networks.layers import _mean_square
 
     inputs = _heavy_tailed(1, 4)
     calibrated, _ = _calibrated(tmp_path, inputs)
@@ -142,7 +142,7 @@ def test_a_saturated_sub_pixel_conv_keeps_its_input_range(tmp_path):
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
-    from cyclegan_keras.subpixel import SubPixelConv2DTranspose
+    from cyclegan_keras.deploy.subpixel import SubPixelConv2DTranspose
 
     keras.utils.set_random_seed(0)
     x = keras.Input((32, 32, 4))

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras.cli import main
-from cyclegan_keras.networks import resnet_generator
+from cyclegan_keras.cli.commands import main
+from cyclegan_keras.networks.builders import resnet_generator
 from tests.conftest import photo_subset
 
 TINY = [
@@ -153,7 +153,7 @@ def test_sigkill_mid_epoch_then_resume_ends_with_the_same_weights(data_dir, tmp_
 
 
 def test_interrupted_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch, tiny_cyclegan):
-    from cyclegan_keras import checkpoint
+    from cyclegan_keras.run import checkpoint
 
     model = tiny_cyclegan(pool_size=0)
     model.compile()

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras import checkpoint
-from cyclegan_keras.cli import main
-from cyclegan_keras.lock import LOCK_FILE
+from cyclegan_keras.cli.commands import main
+from cyclegan_keras.run import checkpoint
+from cyclegan_keras.run.lock import LOCK_FILE
 from tests.conftest import REPO, photo_subset
 
 TINY = ["--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--netd", "n_layers",
@@ -58,7 +58,7 @@ def _one_line(err):
 
 # --- one trainer per run folder ---------------------------------------------------------------------
 
-HOLD = "import sys, time; from cyclegan_keras.lock import run_lock\nwith run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)"  # noqa: E501
+HOLD = "import sys, time; from cyclegan_keras.run.lock import run_lock\nwith run_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)"  # noqa: E501
 
 
 @contextlib.contextmanager
@@ -305,7 +305,7 @@ def test_export_and_translate_onto_a_full_disk_leave_nothing_under_the_final_nam
 def test_an_export_that_fails_verification_is_not_left_at_out(
     tiny_generator_file, tmp_path, monkeypatch, capsys
 ):
-    from cyclegan_keras import export
+    from cyclegan_keras.deploy import export
 
     monkeypatch.setattr(export, "FP32_MAX_ABS", -1.0)  # a bound no file can meet
     out = tmp_path / "exports" / "g.tflite"
@@ -338,7 +338,7 @@ def finished_run(tmp_path):
     """A run folder as a run leaves it (its settings and a checkpoint pointer), without training."""
     from dataclasses import asdict
 
-    from cyclegan_keras.config import TrainConfig
+    from cyclegan_keras.training.config import TrainConfig
 
     out = tmp_path / "run"
     (out / "checkpoints" / "ckpt-00002").mkdir(parents=True)
@@ -349,7 +349,7 @@ def finished_run(tmp_path):
 
 
 def _resumed_config(argv):
-    from cyclegan_keras.cli import _config_from, build_parser
+    from cyclegan_keras.cli.commands import _config_from, build_parser
 
     config, notes = _config_from(build_parser().parse_args(argv))
     print(*notes, sep="\n")
@@ -421,7 +421,7 @@ def test_translate_skips_unreadable_files_among_many_and_exits_1(tiny_generator_
 
 
 def test_staged_files_get_the_permissions_a_plain_open_gives(tmp_path):
-    from cyclegan_keras.outputs import staged_file
+    from cyclegan_keras.run.outputs import staged_file
 
     with staged_file(tmp_path / "staged.txt") as staging, open(staging, "w") as file:
         file.write("x")
@@ -457,9 +457,9 @@ def test_sigterm_at_any_point_of_an_epoch_boundary_stops_after_that_epochs_check
 ):
     """The signal is held until the epoch's files are written (raised anywhere, it landed inside them,
     in a writer being torn down, or in a finalizer that swallowed it while the run went on)."""
-    from cyclegan_keras.checkpoint import Checkpointer, checkpoint_problem
-    from cyclegan_keras.samples import SampleImages
-    from cyclegan_keras.schedule import LearningRatePolicy
+    from cyclegan_keras.run.checkpoint import Checkpointer, checkpoint_problem
+    from cyclegan_keras.training.samples import SampleImages
+    from cyclegan_keras.training.schedule import LearningRatePolicy
 
     owner, method = {
         "checkpoint being written": (Checkpointer, "on_epoch_end"),

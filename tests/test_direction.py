@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from cyclegan_keras import resnet_generator
-from cyclegan_keras.cli import main
+from cyclegan_keras.cli.commands import main
+from cyclegan_keras.deploy.runners import check_image_generator, load_generator
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.runners import check_image_generator, load_generator
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_translate_with_the_wrong_direction_is_one_line(generators, photos, tmp_
 
 
 def test_an_export_records_the_generators_own_direction(generators, tmp_path):
-    from cyclegan_keras.export import export_generator
+    from cyclegan_keras.deploy.export import export_generator
 
     out = tmp_path / "g.tflite"
     export_generator(str(generators / "generator_ba.keras"), "tflite", out, input_size=32, verbose=False)

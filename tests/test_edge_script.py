@@ -10,7 +10,7 @@ import tensorflow as tf
 from cyclegan_keras_edge import translate_litert
 from PIL import Image
 
-from cyclegan_keras.images import image_files, open_image
+from cyclegan_keras.data.images import image_files, open_image
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import scipy.linalg
 import tensorflow as tf
 from PIL import Image
 
-from cyclegan_keras.cli import main
+from cyclegan_keras.cli.commands import main
+from cyclegan_keras.data.images import image_files
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.evaluation import InceptionFeatures, clean_resize, evaluate
-from cyclegan_keras.images import image_files
-from cyclegan_keras.metrics import frechet_distance, kernel_inception_distance
+from cyclegan_keras.evaluation.evaluate import InceptionFeatures, clean_resize, evaluate
+from cyclegan_keras.evaluation.metrics import frechet_distance, kernel_inception_distance
 from tests.conftest import photo_subset
 
 
@@ -139,7 +139,7 @@ def test_a_graph_without_the_tensors_is_refused(tmp_path):
 
 
 def test_offline_without_a_graph_says_where_in_one_line(tmp_path, monkeypatch, capsys, photos):
-    import cyclegan_keras.evaluation as evaluation
+    import cyclegan_keras.evaluation.evaluate as evaluation
 
     monkeypatch.setenv("CYCLEGAN_KERAS_HOME", str(tmp_path / "cache"))
     # Nothing listens on port 9 of the loopback: as offline as it gets, without touching the network.

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras.cli import main
-from cyclegan_keras.export import (
+from cyclegan_keras.cli.commands import main
+from cyclegan_keras.data.images import image_files
+from cyclegan_keras.deploy.export import (
     ExportVerificationError,
     Verification,
     check_verification,
@@ -20,8 +21,7 @@ from cyclegan_keras.export import (
     litert_ops,
     load_translator,
 )
-from cyclegan_keras.images import image_files
-from cyclegan_keras.networks import resnet_generator
+from cyclegan_keras.networks.builders import resnet_generator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 64
@@ -96,7 +96,7 @@ def test_litert_variants_are_builtin_only_and_verified(generator, photo_dir, tmp
     # dynamic-size file mirrors its input to a multiple of 4 once, before the network.
     assert "SQUARED_DIFFERENCE" not in ops
     assert ("MIRROR_PAD" in ops) == bool(options.get("dynamic_size"))
-    # Sub-pixel convs (cyclegan_keras.subpixel) in place of TRANSPOSE_CONV; a file of any size keeps
+    # Sub-pixel convs (cyclegan_keras.deploy.subpixel) in place of TRANSPOSE_CONV; a file of any size keeps
     # its RGB-end convs whole (no known size to take 2x2 blocks of).
     assert "TRANSPOSE_CONV" not in ops and "DEPTH_TO_SPACE" in ops
     assert ("SPACE_TO_DEPTH" in ops) != bool(options.get("dynamic_size"))
@@ -239,9 +239,9 @@ def _unequal_generator(seed: int) -> keras.Model:
 
 @pytest.mark.parametrize("target", ["range", "spread"])
 def test_equalize_channels_keeps_the_outputs_and_brings_norm_inputs_to_one_scale(photo_dir, target):
-    from cyclegan_keras.export import verification_photos
-    from cyclegan_keras.layers import InstanceNormalization
-    from cyclegan_keras.quantization import equalize_channels
+    from cyclegan_keras.deploy.export import verification_photos
+    from cyclegan_keras.deploy.quantization import equalize_channels
+    from cyclegan_keras.networks.layers import InstanceNormalization
 
     model = _unequal_generator(3)
     photos = verification_photos(photo_dir, SIZE)
@@ -261,9 +261,9 @@ def test_equalize_channels_keeps_the_outputs_and_brings_norm_inputs_to_one_scale
 
 
 def test_split_norms_keep_the_outputs_rectify_only_before_a_relu_and_save(photo_dir, tmp_path, monkeypatch):
-    import cyclegan_keras.quantization as quantization
-    from cyclegan_keras.export import verification_photos
-    from cyclegan_keras.layers import SignSplitInstanceNormalization
+    import cyclegan_keras.deploy.quantization as quantization
+    from cyclegan_keras.deploy.export import verification_photos
+    from cyclegan_keras.networks.layers import SignSplitInstanceNormalization
 
     monkeypatch.setattr(quantization, "HEAVY", -1.0)  # every norm counts as heavy-tailed
     monkeypatch.setattr(quantization, "TWO_GRID", 1.0)  # and none as heavy enough for two grids
@@ -289,9 +289,9 @@ def test_split_norms_keep_the_outputs_rectify_only_before_a_relu_and_save(photo_
 
 
 def test_two_grid_norms_keep_the_outputs_take_a_doubled_conv_and_save(photo_dir, tmp_path, monkeypatch):
-    import cyclegan_keras.quantization as quantization
-    from cyclegan_keras.export import verification_photos
-    from cyclegan_keras.layers import InstanceNormalization, TwoGridInstanceNormalization
+    import cyclegan_keras.deploy.quantization as quantization
+    from cyclegan_keras.deploy.export import verification_photos
+    from cyclegan_keras.networks.layers import InstanceNormalization, TwoGridInstanceNormalization
 
     monkeypatch.setattr(quantization, "HEAVY", -1.0)  # every norm counts as heavy-tailed,
     monkeypatch.setattr(quantization, "TWO_GRID", -1.0)  # enough for two grids where the form allows
@@ -335,8 +335,8 @@ def _dotted_photos(folder, seed: int, count: int = 4) -> str:
 
 
 def test_int8_gives_heavy_tailed_norms_two_grids_and_gains(tmp_path, monkeypatch):
-    import cyclegan_keras.export as export
-    import cyclegan_keras.quantization as quantization
+    import cyclegan_keras.deploy.export as export
+    import cyclegan_keras.deploy.quantization as quantization
 
     path = tmp_path / "g.keras"
     model = _unequal_generator(4)
@@ -395,7 +395,7 @@ def test_int8_two_grid_file_is_integer_and_runs_in_the_edge_script(tmp_path):
 def test_int8_files_gain_from_even_channels_and_int16x8_keeps_the_look(photo_dir, tmp_path, monkeypatch):
     """On norm inputs whose channels are 100x apart, equal channel scales are what make int8 usable (and
     int16x8: 19 dB without them); int16x8 then meets its 40 dB floor."""
-    import cyclegan_keras.export as export
+    import cyclegan_keras.deploy.export as export
 
     path = tmp_path / "g.keras"
     _unequal_generator(4).save(path)

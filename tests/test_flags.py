@@ -10,9 +10,9 @@ import typing
 
 import pytest
 
-from cyclegan_keras.cli import build_parser, main
-from cyclegan_keras.config import BOUNDS, TrainConfig, config_from_json
+from cyclegan_keras.cli.commands import build_parser, main
 from cyclegan_keras.errors import UsageError
+from cyclegan_keras.training.config import BOUNDS, TrainConfig, config_from_json
 
 
 def _commands():
@@ -99,7 +99,7 @@ def test_config_json_settings_get_the_flags_rules(name, value):
 
 @pytest.mark.parametrize("saved", ["[]", "null", '"text"', '{"crop_size": 32'])
 def test_a_resumed_run_with_a_damaged_config_is_one_line(saved, tmp_path, capsys):
-    from cyclegan_keras.checkpoint import save_checkpoint
+    from cyclegan_keras.run.checkpoint import save_checkpoint
     from tests.conftest import make_tiny_cyclegan
 
     out = tmp_path / "run"

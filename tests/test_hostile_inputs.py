@@ -6,9 +6,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from cyclegan_keras.cli import main
+from cyclegan_keras.cli.commands import main
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.official import load_official_generator
+from cyclegan_keras.networks.official import load_official_generator
 
 
 def _one_line(capsys) -> str:
@@ -93,8 +93,8 @@ def test_sizes_past_the_memory_are_refused_before_anything_starts(flags, tmp_pat
 
 
 def test_the_training_memory_bound_holds_for_the_official_setting():
-    from cyclegan_keras.budget import training_memory
-    from cyclegan_keras.config import TrainConfig
+    from cyclegan_keras.system.budget import training_memory
+    from cyclegan_keras.training.config import TrainConfig
 
     # Parameters, gradients and Adam's moments of the official networks alone: 2 x (11.4 M + 2.8 M) x 16 B.
     assert 450e6 < training_memory(TrainConfig()) < 1e9
@@ -108,7 +108,7 @@ def test_evaluate_at_a_size_past_the_memory_is_one_line(tiny_generator_file, pho
 
 
 def test_running_out_of_memory_anyway_is_one_line(monkeypatch, capsys):
-    import cyclegan_keras.cli as cli
+    import cyclegan_keras.cli.commands as cli
 
     def exhausted(args):
         import tensorflow as tf

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cyclegan_keras.losses import discriminator_adversarial_loss, generator_adversarial_loss, gradient_penalty
+from cyclegan_keras.training.losses import (
+    discriminator_adversarial_loss,
+    generator_adversarial_loss,
+    gradient_penalty,
+)
 
 REAL = np.array([[0.5, 1.5], [-1.0, 2.0]], np.float32)
 FAKE = np.array([[0.0, -0.5], [1.0, 3.0]], np.float32)

@@ -144,7 +144,7 @@ def test_cyclegan_learns_a_colour_mapping(learns_colour_mapping):
 
 def test_translate_and_predict_return_the_input_size(tiny_cyclegan):
     """Sides the generators' two halvings do not divide are padded and cropped back, as the CLI does."""
-    from cyclegan_keras.images import pad_to_multiple
+    from cyclegan_keras.data.images import pad_to_multiple
 
     model = tiny_cyclegan()
     images = np.random.default_rng(0).uniform(-1, 1, (2, 30, 34, 3)).astype("float32")

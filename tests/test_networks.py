@@ -88,7 +88,7 @@ def test_generator_saves_and_loads_safe_mode(tmp_path):
 def test_single_mean_and_its_sum_of_products_equal_the_row_means():
     """The int8 files' means (one reduction; variances as one batched product per channel) are the same
     numbers as the float files' row means, and the size-agnostic path is taken for unknown sizes."""
-    from cyclegan_keras.layers import _mean_square, _single_mean, _spatial_mean
+    from cyclegan_keras.networks.layers import _mean_square, _single_mean, _spatial_mean
 
     x = np.random.default_rng(0).normal(2, 3, (2, 12, 20, 5)).astype("float32")
     np.testing.assert_allclose(_single_mean(x), _spatial_mean(x), rtol=1e-5)
@@ -101,7 +101,7 @@ def test_single_mean_and_its_sum_of_products_equal_the_row_means():
 
 
 def test_two_grid_norm_is_the_relu_of_the_norm_of_its_coarse_half(tmp_path):
-    from cyclegan_keras.layers import TwoGridInstanceNormalization
+    from cyclegan_keras.networks.layers import TwoGridInstanceNormalization
 
     rng = np.random.default_rng(1)
     coarse = rng.laplace(0.3, 0.1, (2, 16, 16, 4)).astype("float32")

@@ -15,10 +15,10 @@ torch = pytest.importorskip("torch")
 import keras  # noqa: E402
 
 from cyclegan_keras import load_official_generator, load_official_weights  # noqa: E402
-from cyclegan_keras.cli import main  # noqa: E402
-from cyclegan_keras.config import TrainConfig, config_from_json, official_options_table  # noqa: E402
+from cyclegan_keras.cli.commands import main  # noqa: E402
+from cyclegan_keras.data.python import UnpairedImages  # noqa: E402
 from cyclegan_keras.errors import UsageError  # noqa: E402
-from cyclegan_keras.networks import (  # noqa: E402
+from cyclegan_keras.networks.builders import (  # noqa: E402
     Style,
     discriminator,
     patchgan_discriminator,
@@ -26,8 +26,8 @@ from cyclegan_keras.networks import (  # noqa: E402
     resnet_generator,
     unet_generator,
 )
-from cyclegan_keras.pydataset import UnpairedImages  # noqa: E402
-from cyclegan_keras.schedule import LearningRatePolicy  # noqa: E402
+from cyclegan_keras.training.config import TrainConfig, config_from_json, official_options_table  # noqa: E402
+from cyclegan_keras.training.schedule import LearningRatePolicy  # noqa: E402
 from tests import torch_reference as ref  # noqa: E402
 from tests.conftest import photo_subset  # noqa: E402
 
@@ -271,8 +271,8 @@ def _colour_images(folder, count, offset):
 
 
 def test_serial_batches_take_a_and_b_in_order(tmp_path):
-    from cyclegan_keras.config import Preprocessing
-    from cyclegan_keras.data import train_dataset
+    from cyclegan_keras.data.tf_data import train_dataset
+    from cyclegan_keras.training.config import Preprocessing
 
     _colour_images(tmp_path / "a", 3, 0)
     _colour_images(tmp_path / "b", 5, 100)
@@ -295,7 +295,7 @@ def test_serial_batches_take_a_and_b_in_order(tmp_path):
 
 
 def test_direction_and_max_dataset_size_choose_the_images(tmp_path):
-    from cyclegan_keras.training import _domains
+    from cyclegan_keras.training.loop import _domains
 
     for split, count in (("trainA", 4), ("trainB", 6), ("testA", 2), ("testB", 3)):
         _colour_images(tmp_path / split, count, 0)
@@ -355,7 +355,7 @@ def test_readme_table_of_official_options_is_generated_from_trainconfig():
         readme = file.read()
     assert table in readme, (
         "README's table of official options is out of date: replace it with "
-        "cyclegan_keras.config.official_options_table()"
+        "cyclegan_keras.training.config.official_options_table()"
     )
 
 
@@ -368,8 +368,8 @@ def test_unknown_variant_names_are_usage_errors():
 
 def test_grayscale_pipelines_convert_before_resizing(tmp_path):
     """--input-nc 1: both pipelines give the official grayscale, Pillow's luma taken before resizing."""
-    from cyclegan_keras.config import Preprocessing
-    from cyclegan_keras.data import train_dataset
+    from cyclegan_keras.data.tf_data import train_dataset
+    from cyclegan_keras.training.config import Preprocessing
 
     a = tmp_path / "trainA"
     a.mkdir()
@@ -386,7 +386,7 @@ def test_grayscale_pipelines_convert_before_resizing(tmp_path):
 def test_a_batch_norm_generator_exports_to_litert_and_verifies(tmp_path, photos):
     """Batch norm folds into the convs: the LiteRT file computes what Keras computes, as the export's
     own check measures on real photos (it raises below its bound)."""
-    from cyclegan_keras.export import export_generator, litert_ops
+    from cyclegan_keras.deploy.export import export_generator, litert_ops
 
     keras.utils.set_random_seed(2)
     model = resnet_generator(1, ngf=8, style=Style("batch", init_gain=0.2), name="generator_ab")
@@ -417,7 +417,7 @@ def test_exporting_a_grayscale_generator_is_refused_in_one_line(tmp_path, capsys
 @pytest.mark.parametrize("norm", ["batch", "none"])
 def test_batch_and_no_norm_generators_translate_in_tiles(norm):
     """Batch norm at inference is a per-channel scale and shift, so tiles equal the whole photo."""
-    from cyclegan_keras.tiling import TiledGenerator
+    from cyclegan_keras.deploy.tiling import TiledGenerator
 
     keras.utils.set_random_seed(0)
     model = resnet_generator(2, ngf=8, use_dropout=norm == "batch", style=Style(norm, init_gain=0.3))

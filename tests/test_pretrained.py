@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from cyclegan_keras import PRETRAINED, pretrained
-from cyclegan_keras.cli import main
+from cyclegan_keras.cli.commands import main
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.pth import UnsafePickleError, read_pth
+from cyclegan_keras.networks.pth import UnsafePickleError, read_pth
 from tests import torch_reference as ref
 
 
@@ -44,7 +44,7 @@ def test_download_convert_then_cache_hit_offline(official_server, tmp_path, monk
     assert _cache(tmp_path) == ["horse2zebra.keras", "horse2zebra.pth"]
 
     stop()  # offline from now on; the second call neither downloads nor converts
-    from cyclegan_keras import official
+    from cyclegan_keras.networks import official
 
     monkeypatch.setattr(official, "read_pth", lambda path: pytest.fail("converted twice"))
     again = pretrained("horse2zebra")
@@ -104,8 +104,8 @@ def test_cli_translates_and_exports_by_name_and_lists_names(official_server, tmp
 
 
 def test_a_pretrained_generator_translates_in_tiles_like_the_official_network(official_server):
-    from cyclegan_keras.runners import load_generator
-    from cyclegan_keras.tiling import TiledGenerator
+    from cyclegan_keras.deploy.runners import load_generator
+    from cyclegan_keras.deploy.tiling import TiledGenerator
 
     _, _, network = official_server
     image = np.random.default_rng(9).uniform(-1, 1, (72, 96, 3)).astype(np.float32)

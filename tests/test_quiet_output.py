@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cyclegan_keras.cli import main
+from cyclegan_keras.cli.commands import main
 from tests.conftest import REPO
 
 
@@ -37,7 +37,7 @@ def test_verbose_shows_the_runtime_notices(tiny_generator_file, tmp_path):
 
 @pytest.mark.parametrize("total", [7, 400, 8800])
 def test_tile_progress_off_a_terminal_is_a_line_every_ten_percent(total, capsys):
-    from cyclegan_keras.runners import _progress_bar
+    from cyclegan_keras.deploy.runners import _progress_bar
 
     update = _progress_bar()
     for done in range(1, total + 1):

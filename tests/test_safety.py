@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras import checkpoint
-from cyclegan_keras.cli import main
+from cyclegan_keras.cli.commands import main
 from cyclegan_keras.errors import OutputExistsError, UsageError
-from cyclegan_keras.runs import find_run, resume_run
+from cyclegan_keras.run import checkpoint
+from cyclegan_keras.run.folder import find_run, resume_run
 
 
 def _user_folder(path):
@@ -227,7 +227,7 @@ def test_a_bug_keeps_its_traceback_and_debug_shows_usage_errors_too(monkeypatch)
 
 def test_help_does_not_import_tensorflow():
     code = (
-        "import sys\nfrom cyclegan_keras.cli import main\n"
+        "import sys\nfrom cyclegan_keras.cli.commands import main\n"
         "for argv in (['--help'], ['translate', '--help'], ['train', '--help']):\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'\n"
@@ -236,10 +236,11 @@ def test_help_does_not_import_tensorflow():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_export_and_runners_import_nothing_of_training():
+def test_deploy_and_evaluation_import_nothing_of_training_runs_or_the_cli():
     code = (
-        "import sys\nimport cyclegan_keras.export, cyclegan_keras.runners, cyclegan_keras.evaluation\n"
-        "higher = ('cyclegan_keras.training', 'cyclegan_keras.demo', 'cyclegan_keras.cli')\n"
+        "import sys\nimport cyclegan_keras.deploy.export, cyclegan_keras.deploy.runners\n"
+        "import cyclegan_keras.evaluation.evaluate\n"
+        "higher = ('cyclegan_keras.training.loop', 'cyclegan_keras.cli')\n"
         "bad = [m for m in higher if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -264,8 +265,8 @@ def test_keras_files_load_in_fresh_processes(tiny_generator_file, tmp_path):
 
 
 def test_epoch_names_cannot_be_confused_and_old_ones_still_work(tmp_path):
-    from cyclegan_keras.config import TrainConfig
-    from cyclegan_keras.training import load_config
+    from cyclegan_keras.training.config import TrainConfig
+    from cyclegan_keras.training.loop import load_config
 
     config = TrainConfig(n_epochs=3, n_epochs_decay=2)
     assert config.total_epochs == 5  # what fit(epochs=) takes
@@ -282,8 +283,8 @@ def test_resume_with_epochs_trains_to_the_new_length(tmp_path):
     import dataclasses
     import warnings
 
-    from cyclegan_keras.cli import _config_from, build_parser
-    from cyclegan_keras.config import TrainConfig
+    from cyclegan_keras.cli.commands import _config_from, build_parser
+    from cyclegan_keras.training.config import TrainConfig
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nor a warning about the old names, which replace() reads

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras.cli import main
+from cyclegan_keras.cli.commands import main
+from cyclegan_keras.data.images import image_files
+from cyclegan_keras.deploy.runners import KerasRunner
+from cyclegan_keras.deploy.tiling import TiledGenerator, TileError
 from cyclegan_keras.errors import WriteError
-from cyclegan_keras.images import image_files
-from cyclegan_keras.networks import resnet_generator, unet_generator
-from cyclegan_keras.runners import KerasRunner
-from cyclegan_keras.tiling import TiledGenerator, TileError
+from cyclegan_keras.networks.builders import resnet_generator, unet_generator
 from tests.conftest import REPO
 
 
@@ -213,8 +213,8 @@ def test_tiling_refuses_what_it_cannot_run():
 
 
 def test_tiling_is_refused_for_files_that_run_whole(tmp_path):
+    from cyclegan_keras.deploy.runners import load_runner
     from cyclegan_keras.errors import UsageError
-    from cyclegan_keras.runners import load_runner
 
     (tmp_path / "g.onnx").write_bytes(b"")
     with pytest.raises(UsageError, match="--tile need a generator the Keras runner loads"):
