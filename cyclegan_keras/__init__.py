@@ -54,8 +54,8 @@ _EXPORTS = {
     "run_lock": "run.lock",
     "LOSS_NAMES": "training.model",
     "CycleGAN": "training.model",
-    "OfficialAdam": "training.model",
-    "official_adam": "training.model",
+    "OfficialAdam": "training.optimizers",
+    "official_adam": "training.optimizers",
     "Style": "networks.builders",
     "discriminator": "networks.builders",
     "generator": "networks.builders",
@@ -102,7 +102,13 @@ def __dir__() -> list[str]:
 
 def _register_serializables() -> None:
     """Registers the classes that ``.keras`` files of this package name, for ``keras.models.load_model``."""
-    for module in ("networks.layers", "deploy.subpixel", "training.pool", "training.model"):
+    for module in (
+        "networks.layers",
+        "deploy.subpixel",
+        "training.pool",
+        "training.optimizers",
+        "training.model",
+    ):
         importlib.import_module(f"cyclegan_keras.{module}")
 
 

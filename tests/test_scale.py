@@ -15,13 +15,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_no_retracing_across_steps_epochs_and_fit_calls(monkeypatch, tiny_cyclegan, pairs):
     traces = []
-    original = CycleGAN._generator_losses
+    original = CycleGAN.generator_losses
 
     def counting(self, *args, **kwargs):
         traces.append(1)  # Python runs only while TensorFlow traces
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(CycleGAN, "_generator_losses", counting)
+    monkeypatch.setattr(CycleGAN, "generator_losses", counting)
     model = tiny_cyclegan(pool_size=2)
     model.compile()
     data = pairs(n=6).batch(2, drop_remainder=True).repeat()

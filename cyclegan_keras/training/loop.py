@@ -50,7 +50,8 @@ from cyclegan_keras.training.backends import (
 )
 from cyclegan_keras.training.backends import select_backend as _select_backend
 from cyclegan_keras.training.config import TrainConfig, config_from_json
-from cyclegan_keras.training.model import CycleGAN, official_adam
+from cyclegan_keras.training.model import CycleGAN
+from cyclegan_keras.training.optimizers import official_adam
 from cyclegan_keras.training.samples import SampleImages
 from cyclegan_keras.training.schedule import LearningRatePolicy
 from cyclegan_keras.version import __version__

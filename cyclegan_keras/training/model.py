@@ -16,7 +16,9 @@ from cyclegan_keras.training.losses import (
     generator_adversarial_loss,
     gradient_penalty,
 )
+from cyclegan_keras.training.optimizers import loss_scaled, official_adam
 from cyclegan_keras.training.pool import ImagePool
+from cyclegan_keras.training.steps import backend_steps
 
 # Reported loss terms, in the order of the official log (see README for the official names).
 LOSS_NAMES = (
@@ -30,68 +32,6 @@ LOSS_NAMES = (
     "identity_ba",
 )
 DIRECTIONS = ("a_to_b", "b_to_a")
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class OfficialAdam(keras.optimizers.Adam):
-    """Adam with PyTorch's epsilon placement, as the official code trains with ``torch.optim.Adam``.
-
-    Keras adds ``epsilon`` to the square root of the *uncorrected* second moment; PyTorch adds it after
-    the bias correction: ``step = lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)``. With the same
-    ``epsilon`` Keras' is ``1 / sqrt(1 - b2^t)`` times larger, 32x at the first step, which damps the
-    updates of weights whose gradients are small. ``amsgrad`` is not supported (the recipe does not use it).
-    """
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad:
-            raise UsageError("OfficialAdam has no amsgrad; use keras.optimizers.Adam for it.")
-        ops = keras.ops
-        lr = ops.cast(learning_rate, variable.dtype)
-        gradient = ops.cast(gradient, variable.dtype)
-        step = ops.cast(self.iterations + 1, variable.dtype)
-        correction_1 = 1 - ops.power(ops.cast(self.beta_1, variable.dtype), step)
-        correction_2 = 1 - ops.power(ops.cast(self.beta_2, variable.dtype), step)
-        index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
-        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
-        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
-        denominator = ops.add(ops.divide(ops.sqrt(v), ops.sqrt(correction_2)), self.epsilon)
-        self.assign_sub(variable, ops.divide(ops.multiply(m, lr / correction_1), denominator))
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        # On PyTorch, Keras runs update_step's ~10 ops per variable eagerly, each through its op
-        # dispatch: over a CycleGAN's ~120 variables that is host time a GPU step cannot hide. One
-        # foreach update of all of them computes the same (``torch.optim.Adam(foreach=True)``'s way).
-        if keras.backend.backend() != "torch" or self.amsgrad:
-            return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        import torch
-
-        with torch.no_grad():
-            variables = [variable.value for variable in trainable_variables]
-            dtype = variables[0].dtype
-            grads = [gradient.to(dtype) for gradient in grads]
-            lr = keras.ops.convert_to_tensor(learning_rate).to(dtype)
-            step = (self.iterations.value + 1).to(dtype)
-            correction_1 = 1 - torch.pow(self.beta_1, step)
-            correction_2 = 1 - torch.pow(self.beta_2, step)
-            indices = [self._get_variable_index(variable) for variable in trainable_variables]
-            m = [self._momentums[i].value for i in indices]
-            v = [self._velocities[i].value for i in indices]
-            torch._foreach_lerp_(m, grads, 1 - self.beta_1)
-            torch._foreach_mul_(v, self.beta_2)
-            torch._foreach_addcmul_(v, grads, grads, value=1 - self.beta_2)
-            denominators = torch._foreach_sqrt(v)
-            torch._foreach_div_(denominators, torch.sqrt(correction_2))
-            torch._foreach_add_(denominators, self.epsilon)
-            updates = torch._foreach_div(m, denominators)
-            torch._foreach_mul_(updates, lr / correction_1)
-            torch._foreach_sub_(variables, updates)
-
-
-def official_adam(learning_rate: float = 2e-4, beta_1: float = 0.5) -> keras.optimizers.Adam:
-    """Adam as the official code sets it: lr 2e-4, betas (0.5, 0.999), epsilon 1e-8 where PyTorch adds it
-    (``OfficialAdam``)."""
-    return OfficialAdam(learning_rate=learning_rate, beta_1=beta_1, beta_2=0.999, epsilon=1e-8)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -189,8 +129,8 @@ class CycleGAN(keras.Model):
         generator_optimizer = generator_optimizer or official_adam()
         discriminator_optimizer = discriminator_optimizer or official_adam()
         if keras.config.dtype_policy().name == "mixed_float16":
-            generator_optimizer = _loss_scaled(generator_optimizer)
-            discriminator_optimizer = _loss_scaled(discriminator_optimizer)
+            generator_optimizer = loss_scaled(generator_optimizer)
+            discriminator_optimizer = loss_scaled(discriminator_optimizer)
         self.generator_optimizer = generator_optimizer
         self.discriminator_optimizer = discriminator_optimizer
         # Keras' own `optimizer` is the generators' one, so callbacks that read
@@ -199,7 +139,9 @@ class CycleGAN(keras.Model):
         if keras.backend.backend() == "jax":
             # Keras' JAX trainer carries `model.optimizer.variables` through its compiled step as state:
             # they must be both optimizers' variables.
-            self.optimizer = _OptimizerPair(self)
+            from cyclegan_keras.training.steps.jax import OptimizerPair
+
+            self.optimizer = OptimizerPair(self)
 
     def get_compile_config(self):
         return {
@@ -347,7 +289,7 @@ class CycleGAN(keras.Model):
 
     # -- Training ---------------------------------------------------------------------------------
 
-    def _generator_losses(self, a, b, training: bool):
+    def generator_losses(self, a, b, training: bool):
         fake_b = self.generator_ab(a, training=training)
         fake_a = self.generator_ba(b, training=training)
         cycled_a = self.generator_ba(fake_b, training=training)
@@ -373,7 +315,7 @@ class CycleGAN(keras.Model):
             losses["identity_ab"] = losses["identity_ba"] = ops.zeros((), "float32")
         return losses, fake_a, fake_b
 
-    def _discriminator_loss(self, discriminator, real, fake, training: bool):
+    def discriminator_loss(self, discriminator, real, fake, training: bool):
         loss = discriminator_adversarial_loss(
             discriminator(real, training=training), discriminator(fake, training=training), self.gan_mode
         )
@@ -381,221 +323,46 @@ class CycleGAN(keras.Model):
             loss += gradient_penalty(discriminator, real, fake, seed=self.penalty_seed)
         return loss
 
-    def _discriminator_losses(self, a, b, pooled_a, pooled_b) -> dict:
+    def discriminator_losses(self, a, b, pooled_a, pooled_b) -> dict:
         return {
-            "disc_a": self._discriminator_loss(self.discriminator_a, a, pooled_a, training=True),
-            "disc_b": self._discriminator_loss(self.discriminator_b, b, pooled_b, training=True),
+            "disc_a": self.discriminator_loss(self.discriminator_a, a, pooled_a, training=True),
+            "disc_b": self.discriminator_loss(self.discriminator_b, b, pooled_b, training=True),
         }
 
     def train_step(self, *args):
         """One official step: both generators on one joint loss, then both discriminators on pooled,
         detached fakes. The losses are written once (``keras.ops``); each backend takes the gradients
-        its own way: ``tf.GradientTape``, ``jax.value_and_grad`` over a stateless step (Keras' JAX
-        trainer passes and takes back the state), or ``backward()`` on PyTorch."""
-        backend = keras.backend.backend()
-        if backend == "jax":
-            return self._jax_train_step(*args)
-        (data,) = args
+        its own way (``cyclegan_keras.training.steps``): ``tf.GradientTape``, ``jax.value_and_grad``
+        over a stateless step (Keras' JAX trainer passes and takes back the state), or ``backward()``
+        on PyTorch."""
+        return backend_steps().train_step(self, *args)
+
+    def test_step(self, *args):
+        return backend_steps().test_step(self, *args)
+
+    def unpack(self, data) -> tuple:
+        """The ``(a, b)`` image batches of a batch of data (pairs, or dicts with keys ``a`` and ``b``)."""
+        return _unpack(data)
+
+    def unpack_and_build(self, data) -> tuple:
+        """``unpack``, building the networks and pools from the first batch's shape."""
         a, b = _unpack(data)
         if not self.built:
             self.build(tuple(a.shape))
-        if backend == "torch":
-            return self._torch_train_step(a, b)
-        return self._tensorflow_train_step(a, b)
+        return a, b
 
-    def _tensorflow_train_step(self, a, b):
-        import tensorflow as tf
+    def evaluation_losses(self, a, b) -> dict:
+        """Every loss term of a batch, with the discriminators judging the unpooled fakes."""
+        losses, fake_a, fake_b = self.generator_losses(a, b, training=False)
+        losses["disc_a"] = self.discriminator_loss(self.discriminator_a, a, fake_a, training=False)
+        losses["disc_b"] = self.discriminator_loss(self.discriminator_b, b, fake_b, training=False)
+        return losses
 
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            losses, fake_a, fake_b = self._generator_losses(a, b, training=True)
-            # Each replica's mean over its share of the batch; the optimizer sums over replicas.
-            generator_loss = tf.add_n(list(losses.values())) / replicas
-            scaled = self.generator_optimizer.scale_loss(generator_loss)
-        generator_variables = self.generator_variables
-        grads = tape.gradient(scaled, generator_variables)
-        self.generator_optimizer.apply_gradients(zip(grads, generator_variables))
-
-        pooled_a = self.pool_a(tf.stop_gradient(fake_a))
-        pooled_b = self.pool_b(tf.stop_gradient(fake_b))
-        with tf.GradientTape() as tape:
-            losses.update(self._discriminator_losses(a, b, pooled_a, pooled_b))
-            scaled = self.discriminator_optimizer.scale_loss((losses["disc_a"] + losses["disc_b"]) / replicas)
-        discriminator_variables = self.discriminator_variables
-        grads = tape.gradient(scaled, discriminator_variables)
-        self.discriminator_optimizer.apply_gradients(zip(grads, discriminator_variables))
-        return self._track(_global_mean(losses))
-
-    def _torch_train_step(self, a, b):
-        import torch
-
-        from cyclegan_keras.training.steps.torch_bfloat16 import contiguous_conv_weights
-
-        networks = (self.generator_ab, self.generator_ba, self.discriminator_a, self.discriminator_b)
-        convolutions = contiguous_conv_weights({network.compute_dtype for network in networks}, a.device)
-        self.zero_grad()
-        with convolutions:
-            losses, fake_a, fake_b = self._generator_losses(a, b, training=True)
-        self.generator_optimizer.scale_loss(sum(losses.values())).backward()
-        generator_variables = self.generator_variables
-        self.generator_optimizer.apply([v.value.grad for v in generator_variables], generator_variables)
-
-        with torch.no_grad():
-            pooled_a = self.pool_a(fake_a.detach())
-            pooled_b = self.pool_b(fake_b.detach())
-        # The generators' loss also left gradients on the discriminators: they must not count.
-        self.zero_grad()
-        with convolutions:
-            losses.update(self._discriminator_losses(a, b, pooled_a, pooled_b))
-        self.discriminator_optimizer.scale_loss(losses["disc_a"] + losses["disc_b"]).backward()
-        discriminator_variables = self.discriminator_variables
-        self.discriminator_optimizer.apply(
-            [v.value.grad for v in discriminator_variables], discriminator_variables
-        )
-        return self._track({name: value.detach() for name, value in losses.items()})
-
-    def _jax_train_step(self, state, data):
-        trainable, non_trainable, optimizer_values, metric_values = state
-        a, b = _unpack(data)
-        values = _StatelessValues(self, trainable, non_trainable, optimizer_values)
-
-        def generators():
-            losses, fake_a, fake_b = self._generator_losses(a, b, training=True)
-            return losses, (fake_a, fake_b)
-
-        losses, (fake_a, fake_b) = values.train(
-            self.generator_optimizer, self.generator_variables, generators
-        )
-        with values.scope() as scope:
-            pooled_a = self.pool_a(ops.stop_gradient(fake_a))
-            pooled_b = self.pool_b(ops.stop_gradient(fake_b))
-        values.non_trainable = values.non_trainable_in(scope)
-
-        def discriminators():
-            return self._discriminator_losses(a, b, pooled_a, pooled_b), None
-
-        losses.update(
-            values.train(self.discriminator_optimizer, self.discriminator_variables, discriminators)[0]
-        )
-        metrics = self.metrics_variables
-        with keras.StatelessScope(state_mapping=list(zip(metrics, metric_values))) as scope:
-            logs = self._track(losses)
-        metric_values = [scope.get_current_value(v) for v in metrics]
-        return logs, (values.trainable, values.non_trainable, values.optimizer, metric_values)
-
-    def test_step(self, *args):
-        if keras.backend.backend() == "jax":
-            state, data = args
-            trainable, non_trainable, metric_values = state
-            values = _StatelessValues(self, trainable, non_trainable, [])
-            metrics = self.metrics_variables
-            mapping = list(zip(metrics, metric_values))
-            with values.scope(), keras.StatelessScope(state_mapping=mapping) as scope:
-                logs = self._evaluate(*_unpack(data))
-                metric_values = [scope.get_current_value(v) for v in metrics]
-            return logs, (trainable, non_trainable, metric_values)
-        return self._evaluate(*_unpack(args[0]))
-
-    def _evaluate(self, a, b):
-        losses, fake_a, fake_b = self._generator_losses(a, b, training=False)
-        losses["disc_a"] = self._discriminator_loss(self.discriminator_a, a, fake_a, training=False)
-        losses["disc_b"] = self._discriminator_loss(self.discriminator_b, b, fake_b, training=False)
-        return self._track(_global_mean(losses))
-
-    def _track(self, losses):
+    def track(self, losses: dict) -> dict:
+        """Adds a step's losses to the running means; returns the means (the logs)."""
         for name, tracker in self.loss_trackers.items():
             tracker.update_state(losses[name])
-        results = {name: tracker.result() for name, tracker in self.loss_trackers.items()}
-        if _multi_worker():
-            import tensorflow as tf
-
-            # Keras 3 averages the workers' logs along axis 0, which a scalar lacks (keras-team/keras
-            # via tensorflow/tensorflow#72388); every replica logs the same global mean anyway.
-            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
-        return results
-
-
-class _OptimizerPair:
-    """``CycleGAN.optimizer`` on JAX: the generators' optimizer, whose ``variables`` also hold the
-    discriminators' one, so that Keras' JAX trainer carries both through its compiled step. Everything
-    else (``iterations``, ``learning_rate``) is the generators' optimizer's; ``optimizers`` lists both,
-    as Keras' callbacks expect of an optimizer that holds several."""
-
-    def __init__(self, model: CycleGAN):
-        self._model = model
-
-    @property
-    def optimizers(self) -> list:
-        return list(self._model.optimizers.values())
-
-    @property
-    def variables(self) -> list:
-        return [v for optimizer in self.optimizers for v in optimizer.variables]
-
-    @property
-    def built(self) -> bool:
-        return all(optimizer.built for optimizer in self.optimizers)
-
-    def build(self, variables=None) -> None:
-        self._model.build_optimizers()
-
-    def __getattr__(self, name):
-        return getattr(self._model.generator_optimizer, name)
-
-
-class _StatelessValues:
-    """The values of a model's variables while a JAX step runs statelessly: read, replaced, and put
-    in a ``keras.StatelessScope`` so that the networks, written once, run on them."""
-
-    def __init__(self, model: CycleGAN, trainable, non_trainable, optimizer_values):
-        self._trainable_refs = list(model.trainable_variables)
-        self._non_trainable_refs = list(model.non_trainable_variables)
-        self._index = {id(v): i for i, v in enumerate(self._trainable_refs)}
-        self.trainable = list(trainable)
-        self.non_trainable = list(non_trainable)
-        self.optimizer = list(optimizer_values)
-        self._optimizer_slices = {}
-        # The loss scale of a LossScaleOptimizer is one of its variables, read when the loss is scaled.
-        self._optimizer_refs = [v for optimizer in model.optimizers.values() for v in optimizer.variables]
-        start = 0
-        for optimizer in model.optimizers.values():
-            self._optimizer_slices[id(optimizer)] = slice(start, start + len(optimizer.variables))
-            start += len(optimizer.variables)
-
-    def train(self, optimizer, variables, losses_of):
-        """One update of ``variables`` by ``optimizer`` on the sum of the losses that ``losses_of()``
-        returns (with something else to pass on); returns both."""
-        import jax
-
-        index = [self._index[id(v)] for v in variables]
-
-        def loss(own):
-            with self.scope(replace=dict(zip(index, own))) as scope:
-                losses, extra = losses_of()
-                total = optimizer.scale_loss(sum(losses.values()))
-            return total, (losses, extra, self.non_trainable_in(scope))
-
-        own = [self.trainable[i] for i in index]
-        (_, (losses, extra, self.non_trainable)), grads = jax.value_and_grad(loss, has_aux=True)(own)
-        where = self._optimizer_slices[id(optimizer)]
-        new_own, self.optimizer[where] = optimizer.stateless_apply(self.optimizer[where], grads, own)
-        for i, value in zip(index, new_own):
-            self.trainable[i] = value
-        return losses, extra
-
-    def non_trainable_in(self, scope) -> list:
-        found = (scope.get_current_value(v) for v in self._non_trainable_refs)
-        return [old if value is None else value for value, old in zip(found, self.non_trainable)]
-
-    def scope(self, replace: dict | None = None) -> keras.StatelessScope:
-        """A scope in which the model's variables read these values (``replace``: index -> value)."""
-        trainable = [(replace or {}).get(i, value) for i, value in enumerate(self.trainable)]
-        mapping = [
-            *zip(self._trainable_refs, trainable),
-            *zip(self._non_trainable_refs, self.non_trainable),
-            *zip(self._optimizer_refs, self.optimizer),
-        ]
-        return keras.StatelessScope(state_mapping=mapping)
+        return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
 
 
 def _same_size(generator: keras.Model, images, training: bool):
@@ -613,29 +380,6 @@ def _same_size(generator: keras.Model, images, training: bool):
 
 def _is_tf_dataset(data) -> bool:
     return type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec")
-
-
-def _multi_worker() -> bool:
-    if keras.backend.backend() != "tensorflow":
-        return False
-    import tensorflow as tf
-
-    extended = tf.distribute.get_strategy().extended
-    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
-
-
-def _global_mean(losses: dict) -> dict:
-    """Each loss averaged over all replicas (of every worker), so that every replica logs the same."""
-    if keras.backend.backend() != "tensorflow":
-        return losses
-    import tensorflow as tf
-
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return losses
-    names = list(losses)
-    stacked = tf.stack([tf.cast(losses[name], tf.float32) for name in names])
-    return dict(zip(names, tf.unstack(context.all_reduce("mean", stacked))))
 
 
 def _l1(x, y):
@@ -665,9 +409,3 @@ def _image_batch_shape(data) -> tuple | None:
         spec = spec["a"] if isinstance(spec, dict) else spec[0] if isinstance(spec, tuple) else None
         return tuple(spec.shape) if isinstance(spec, tf.TensorSpec) and spec.shape.rank == 4 else None
     return None
-
-
-def _loss_scaled(optimizer):
-    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return optimizer
-    return keras.optimizers.LossScaleOptimizer(optimizer)

@@ -1,0 +1,70 @@
+"""The training step on PyTorch: ``backward()`` through the losses, and Adam's update for all variables at
+once."""
+
+from __future__ import annotations
+
+import keras
+import torch
+
+from cyclegan_keras.training.steps.torch_bfloat16 import contiguous_conv_weights
+
+
+def train_step(model, data):
+    """One official step of ``model`` (a ``CycleGAN``) on a batch ``(a, b)``; returns the logs."""
+    a, b = model.unpack_and_build(data)
+    networks = (model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b)
+    convolutions = contiguous_conv_weights({network.compute_dtype for network in networks}, a.device)
+    model.zero_grad()
+    with convolutions:
+        losses, fake_a, fake_b = model.generator_losses(a, b, training=True)
+    model.generator_optimizer.scale_loss(sum(losses.values())).backward()
+    generator_variables = model.generator_variables
+    model.generator_optimizer.apply([v.value.grad for v in generator_variables], generator_variables)
+
+    with torch.no_grad():
+        pooled_a = model.pool_a(fake_a.detach())
+        pooled_b = model.pool_b(fake_b.detach())
+    # The generators' loss also left gradients on the discriminators: they must not count.
+    model.zero_grad()
+    with convolutions:
+        losses.update(model.discriminator_losses(a, b, pooled_a, pooled_b))
+    model.discriminator_optimizer.scale_loss(losses["disc_a"] + losses["disc_b"]).backward()
+    discriminator_variables = model.discriminator_variables
+    model.discriminator_optimizer.apply(
+        [v.value.grad for v in discriminator_variables], discriminator_variables
+    )
+    return model.track({name: value.detach() for name, value in losses.items()})
+
+
+def test_step(model, data):
+    """The losses of a batch ``(a, b)`` without updates."""
+    return model.track(model.evaluation_losses(*model.unpack(data)))
+
+
+def foreach_adam_update(optimizer, grads, trainable_variables, learning_rate) -> None:
+    """``OfficialAdam``'s update of every variable in one foreach call per op
+    (``torch.optim.Adam(foreach=True)``'s way).
+
+    Keras runs ``update_step``'s ~10 ops per variable eagerly, each through its op dispatch: over a
+    CycleGAN's ~120 variables that is host time a GPU step cannot hide.
+    """
+    with torch.no_grad():
+        variables = [variable.value for variable in trainable_variables]
+        dtype = variables[0].dtype
+        grads = [gradient.to(dtype) for gradient in grads]
+        lr = keras.ops.convert_to_tensor(learning_rate).to(dtype)
+        step = (optimizer.iterations.value + 1).to(dtype)
+        correction_1 = 1 - torch.pow(optimizer.beta_1, step)
+        correction_2 = 1 - torch.pow(optimizer.beta_2, step)
+        indices = [optimizer._get_variable_index(variable) for variable in trainable_variables]
+        m = [optimizer._momentums[i].value for i in indices]
+        v = [optimizer._velocities[i].value for i in indices]
+        torch._foreach_lerp_(m, grads, 1 - optimizer.beta_1)
+        torch._foreach_mul_(v, optimizer.beta_2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - optimizer.beta_2)
+        denominators = torch._foreach_sqrt(v)
+        torch._foreach_div_(denominators, torch.sqrt(correction_2))
+        torch._foreach_add_(denominators, optimizer.epsilon)
+        updates = torch._foreach_div(m, denominators)
+        torch._foreach_mul_(updates, lr / correction_1)
+        torch._foreach_sub_(variables, updates)
