@@ -21,7 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-from cyclegan_keras.deploy.export import TABLE_HEADER, export_tflite, verification_photos, verify_export  # noqa: E402
+from cyclegan_keras.deploy.formats.tflite import export_tflite  # noqa: E402
+from cyclegan_keras.deploy.verify import TABLE_HEADER, verification_photos, verify_export  # noqa: E402
 from cyclegan_keras.training.loop import TrainConfig, build_cyclegan  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -34,10 +34,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import cyclegan_keras.deploy.export as export  # noqa: E402
+import cyclegan_keras.deploy.formats.tflite as export  # noqa: E402
 import cyclegan_keras.deploy.quantization as quantization  # noqa: E402
 from cyclegan_keras.data.images import image_files, resized_images, to_float  # noqa: E402
 from cyclegan_keras.deploy.quantization import equalize_channels, split_norms  # noqa: E402
+from cyclegan_keras.deploy.verify import verify_export  # noqa: E402
 from cyclegan_keras.networks.layers import InstanceNormalization  # noqa: E402
 
 VARIANTS = [(None, False), ("dynamic", False), ("int8", False), ("int8", True), ("int16x8", False)]
@@ -118,7 +119,7 @@ def main() -> None:
             path = os.path.join(work, f"{quantize}-{uint8_io}-{flags}.tflite")
             export.export_tflite(generator, path, quantize=quantize, input_size=args.size, uint8_io=uint8_io,
                                  calibration=calibration)  # fmt: skip
-            result = export.verify_export(generator, path, test, kind="", threads=1)
+            result = verify_export(generator, path, test, kind="", threads=1)
             name = (quantize or "float32") + (" --uint8-io" if uint8_io else "")
             scaled = ("yes" if equalize else "no") if quantize in ("int8", "int16x8") else "-"
             ranges = ("least error" if least else "min/max") if quantize == "int8" else "-"
@@ -170,7 +171,7 @@ def main() -> None:
             with open(path, "wb") as file:
                 file.write(quantized)
             print(
-                f"| {name} | {export.verify_export(generator, path, test, kind='').psnr_db:.1f} dB |",
+                f"| {name} | {verify_export(generator, path, test, kind='').psnr_db:.1f} dB |",
                 flush=True,
             )
     _tails(generator, calibration)

@@ -52,8 +52,8 @@ def main() -> None:
     from selenium.webdriver.chrome.service import Service
 
     from cyclegan_keras import resnet_generator
-    from cyclegan_keras.deploy.runners import LiteRTRunner
-    from cyclegan_keras.deploy.web import export_web
+    from cyclegan_keras.deploy.formats.tflite import LiteRTRunner
+    from cyclegan_keras.deploy.formats.web import export_web
 
     flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     isa = sorted({f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f" {f} " in flags})

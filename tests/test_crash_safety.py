@@ -305,9 +305,9 @@ def test_export_and_translate_onto_a_full_disk_leave_nothing_under_the_final_nam
 def test_an_export_that_fails_verification_is_not_left_at_out(
     tiny_generator_file, tmp_path, monkeypatch, capsys
 ):
-    from cyclegan_keras.deploy import export
+    from cyclegan_keras.deploy import verify
 
-    monkeypatch.setattr(export, "FP32_MAX_ABS", -1.0)  # a bound no file can meet
+    monkeypatch.setattr(verify, "FP32_MAX_ABS", -1.0)  # a bound no file can meet
     out = tmp_path / "exports" / "g.tflite"
     args = ["export", "--model", str(tiny_generator_file), "--format", "tflite", "--input-size", "32"]
     assert _exit_code([*args, "--out", str(out)]) == 1

@@ -10,14 +10,12 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from cyclegan_keras.data.folders import domain_folders
 from cyclegan_keras.data.images import image_files, open_image, scan_images
-from cyclegan_keras.data.tf_data import (
-    DatasetUnavailableError,
-    Preprocessing,
-    domain_folders,
-    tfds_images,
-    train_dataset,
-)
+from cyclegan_keras.data.tf_data import train_dataset
+from cyclegan_keras.data.tfds import tfds_images
+from cyclegan_keras.errors import DatasetUnavailableError
+from cyclegan_keras.training.config import Preprocessing
 
 SMALL = Preprocessing(load_size=36, crop_size=32)
 

@@ -13,14 +13,9 @@ from PIL import Image
 
 from cyclegan_keras.cli.commands import main
 from cyclegan_keras.data.images import image_files
-from cyclegan_keras.deploy.export import (
-    ExportVerificationError,
-    Verification,
-    check_verification,
-    export_generator,
-    litert_ops,
-    load_translator,
-)
+from cyclegan_keras.deploy.export import export_generator, load_translator
+from cyclegan_keras.deploy.formats.tflite import litert_ops
+from cyclegan_keras.deploy.verify import ExportVerificationError, Verification, check_verification
 from cyclegan_keras.networks.builders import resnet_generator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -239,8 +234,8 @@ def _unequal_generator(seed: int) -> keras.Model:
 
 @pytest.mark.parametrize("target", ["range", "spread"])
 def test_equalize_channels_keeps_the_outputs_and_brings_norm_inputs_to_one_scale(photo_dir, target):
-    from cyclegan_keras.deploy.export import verification_photos
     from cyclegan_keras.deploy.quantization import equalize_channels
+    from cyclegan_keras.deploy.verify import verification_photos
     from cyclegan_keras.networks.layers import InstanceNormalization
 
     model = _unequal_generator(3)
@@ -262,7 +257,7 @@ def test_equalize_channels_keeps_the_outputs_and_brings_norm_inputs_to_one_scale
 
 def test_split_norms_keep_the_outputs_rectify_only_before_a_relu_and_save(photo_dir, tmp_path, monkeypatch):
     import cyclegan_keras.deploy.quantization as quantization
-    from cyclegan_keras.deploy.export import verification_photos
+    from cyclegan_keras.deploy.verify import verification_photos
     from cyclegan_keras.networks.layers import SignSplitInstanceNormalization
 
     monkeypatch.setattr(quantization, "HEAVY", -1.0)  # every norm counts as heavy-tailed
@@ -290,7 +285,7 @@ def test_split_norms_keep_the_outputs_rectify_only_before_a_relu_and_save(photo_
 
 def test_two_grid_norms_keep_the_outputs_take_a_doubled_conv_and_save(photo_dir, tmp_path, monkeypatch):
     import cyclegan_keras.deploy.quantization as quantization
-    from cyclegan_keras.deploy.export import verification_photos
+    from cyclegan_keras.deploy.verify import verification_photos
     from cyclegan_keras.networks.layers import InstanceNormalization, TwoGridInstanceNormalization
 
     monkeypatch.setattr(quantization, "HEAVY", -1.0)  # every norm counts as heavy-tailed,
@@ -335,8 +330,9 @@ def _dotted_photos(folder, seed: int, count: int = 4) -> str:
 
 
 def test_int8_gives_heavy_tailed_norms_two_grids_and_gains(tmp_path, monkeypatch):
-    import cyclegan_keras.deploy.export as export
+    import cyclegan_keras.deploy.formats.tflite as tflite
     import cyclegan_keras.deploy.quantization as quantization
+    from cyclegan_keras.deploy.verify import verification_photos
 
     path = tmp_path / "g.keras"
     model = _unequal_generator(4)
@@ -346,7 +342,7 @@ def test_int8_gives_heavy_tailed_norms_two_grids_and_gains(tmp_path, monkeypatch
     model.get_layer("conv_in").set_weights([-np.abs(kernel), bias])
     model.save(path)
     dots = _dotted_photos(tmp_path / "dots", 0)
-    photos = export.verification_photos(dots, SIZE)
+    photos = verification_photos(dots, SIZE)
     split = quantization.split_norms(quantization.equalize_channels(model, photos), photos)
     assert isinstance(split.get_layer("norm_in"), quantization.TwoGridInstanceNormalization)
     assert type(split.get_layer("res_0_norm_1")) is quantization.InstanceNormalization
@@ -356,7 +352,7 @@ def test_int8_gives_heavy_tailed_norms_two_grids_and_gains(tmp_path, monkeypatch
     two_grids = export_generator(path, "tflite", tmp_path / "two.tflite", quantize="int8", **options)
     monkeypatch.setattr(quantization, "TWO_GRID", 1.0)
     sign_split = export_generator(path, "tflite", tmp_path / "split.tflite", quantize="int8", **options)
-    monkeypatch.setattr(export, "split_norms", lambda generator, photos, **_: generator)
+    monkeypatch.setattr(tflite, "split_norms", lambda generator, photos, **_: generator)
     without = export_generator(path, "tflite", tmp_path / "plain.tflite", quantize="int8", **options)
     assert sign_split.psnr_db > without.psnr_db + 0.5, (sign_split.psnr_db, without.psnr_db)
     assert two_grids.psnr_db > sign_split.psnr_db + 0.5, (two_grids.psnr_db, sign_split.psnr_db)
@@ -395,15 +391,16 @@ def test_int8_two_grid_file_is_integer_and_runs_in_the_edge_script(tmp_path):
 def test_int8_files_gain_from_even_channels_and_int16x8_keeps_the_look(photo_dir, tmp_path, monkeypatch):
     """On norm inputs whose channels are 100x apart, equal channel scales are what make int8 usable (and
     int16x8: 19 dB without them); int16x8 then meets its 40 dB floor."""
-    import cyclegan_keras.deploy.export as export
+    import cyclegan_keras.deploy.formats.tflite as tflite
+    import cyclegan_keras.deploy.verify as verify
 
     path = tmp_path / "g.keras"
     _unequal_generator(4).save(path)
     options = {"input_size": SIZE, "verify_dir": photo_dir, "calibration_dir": photo_dir, "verbose": False}
     even = export_generator(path, "tflite", tmp_path / "even.tflite", quantize="int8", **options)
     deep = export_generator(path, "tflite", tmp_path / "deep.tflite", quantize="int16x8", **options)
-    monkeypatch.setattr(export, "equalize_channels", lambda generator, photos, target: generator)
-    monkeypatch.setattr(export, "INTEGER_MIN_PSNR", {"int8": 0.0, "int16x8": 0.0})
+    monkeypatch.setattr(tflite, "equalize_channels", lambda generator, photos, target: generator)
+    monkeypatch.setattr(verify, "INTEGER_MIN_PSNR", {"int8": 0.0, "int16x8": 0.0})
     uneven = export_generator(path, "tflite", tmp_path / "uneven.tflite", quantize="int8", **options)
     assert even.psnr_db > uneven.psnr_db + 6, (even.psnr_db, uneven.psnr_db)
     assert deep.psnr_db >= 40

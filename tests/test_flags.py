@@ -12,7 +12,8 @@ import pytest
 
 from cyclegan_keras.cli.commands import build_parser, main
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.training.config import BOUNDS, TrainConfig, config_from_json
+from cyclegan_keras.options import BOUNDS
+from cyclegan_keras.training.config import TrainConfig, config_from_json
 
 
 def _commands():

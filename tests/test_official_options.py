@@ -386,7 +386,8 @@ def test_grayscale_pipelines_convert_before_resizing(tmp_path):
 def test_a_batch_norm_generator_exports_to_litert_and_verifies(tmp_path, photos):
     """Batch norm folds into the convs: the LiteRT file computes what Keras computes, as the export's
     own check measures on real photos (it raises below its bound)."""
-    from cyclegan_keras.deploy.export import export_generator, litert_ops
+    from cyclegan_keras.deploy.export import export_generator
+    from cyclegan_keras.deploy.formats.tflite import litert_ops
 
     keras.utils.set_random_seed(2)
     model = resnet_generator(1, ngf=8, style=Style("batch", init_gain=0.2), name="generator_ab")

@@ -104,7 +104,7 @@ def test_cli_translates_and_exports_by_name_and_lists_names(official_server, tmp
 
 
 def test_a_pretrained_generator_translates_in_tiles_like_the_official_network(official_server):
-    from cyclegan_keras.deploy.runners import load_generator
+    from cyclegan_keras.deploy.generators import load_generator
     from cyclegan_keras.deploy.tiling import TiledGenerator
 
     _, _, network = official_server

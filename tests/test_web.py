@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from cyclegan_keras.cli.commands import main
-from cyclegan_keras.deploy.runners import LiteRTRunner
+from cyclegan_keras.deploy.formats.tflite import LiteRTRunner
 from cyclegan_keras.errors import UsageError
 from tests.conftest import REPO
 
@@ -170,7 +170,7 @@ def test_offline_without_the_runtime_says_what_it_needs(tiny_generator_file, tmp
 
 @needs_runtime
 def test_a_tampered_runtime_is_refused(registry, http_server, tmp_path):
-    from cyclegan_keras.deploy.web import litertjs_runtime
+    from cyclegan_keras.deploy.formats.web import litertjs_runtime
 
     folder = http_server[0]
     tarball = folder / "@litertjs" / "core" / "-" / "core-2.5.3.tgz"
@@ -223,7 +223,7 @@ def test_a_re_export_replaces_only_its_own_files(tiny_generator_file, registry, 
 @pytest.mark.slow
 def test_page_runs_an_int8_file_with_two_grid_norms(registry, tmp_path, browser):
     """The NPU-ready int8 export (two-grid norms: int8 batched matmuls and transposes) in LiteRT.js."""
-    from cyclegan_keras.deploy.export import litert_ops
+    from cyclegan_keras.deploy.formats.tflite import litert_ops
     from tests.test_export import SIZE as EXPORT_SIZE
     from tests.test_export import _dotted_photos, _unequal_generator
 
@@ -256,7 +256,7 @@ def test_page_runs_an_int8_file_with_two_grid_norms(registry, tmp_path, browser)
 def test_the_site_is_readable_by_a_web_server_of_another_user(tiny_generator_file, registry, tmp_path):
     import stat
 
-    from cyclegan_keras.deploy.web import litertjs_runtime
+    from cyclegan_keras.deploy.formats.web import litertjs_runtime
 
     mask = os.umask(0o022)
     try:

@@ -20,15 +20,10 @@ import typing
 import warnings
 from collections.abc import Sequence
 
-from cyclegan_keras.training.config import (
-    BOUNDS,
-    CYCLE_GAN_CONFIGS,
-    QUANTIZATIONS,
-    TILE_STATS,
-    TrainConfig,
-    range_text,
-    within,
-)
+from cyclegan_keras.data.tfds import CYCLE_GAN_CONFIGS
+from cyclegan_keras.deploy.options import QUANTIZATIONS, TILE_STATS
+from cyclegan_keras.options import BOUNDS, range_text, within
+from cyclegan_keras.training.config import TrainConfig
 from cyclegan_keras.version import __version__
 
 DEFAULTS = TrainConfig()
@@ -235,7 +230,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from cyclegan_keras.deploy.export import ExportVerificationError, export_generator
+    from cyclegan_keras.deploy.export import export_generator
+    from cyclegan_keras.deploy.verify import ExportVerificationError
 
     try:
         export_generator(

@@ -51,7 +51,7 @@ def serve(folder: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000) 
     Raises:
         UsageError: ``folder`` is not a web export (``export --format web``), or the port is taken.
     """
-    from cyclegan_keras.deploy.web import is_web_export
+    from cyclegan_keras.deploy.formats.web import is_web_export
 
     if not is_web_export(folder):
         raise UsageError(

@@ -30,11 +30,11 @@ import numpy as np
 from keras import ops
 from PIL import Image
 
+from cyclegan_keras.deploy.options import TILE_STATS
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.networks.layers import InstanceNormalization, ReflectionPadding2D
 from cyclegan_keras.run.outputs import write_failed
 from cyclegan_keras.system.hardware import resident_memory, size_text
-from cyclegan_keras.training.config import TILE_STATS
 
 # The thumbnail's size in thumbnail mode: statistics of about a megapixel (as URST, AAAI 2022).
 THUMBNAIL_PIXELS = 1024 * 1024

@@ -16,7 +16,8 @@ from keras import layers
 
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.networks.layers import InstanceNormalization, ReflectionPadding2D
-from cyclegan_keras.training.config import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS, check_choice
+from cyclegan_keras.options import check_choice
+from cyclegan_keras.training.config import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS
 
 INIT_STDDEV = 0.02
 

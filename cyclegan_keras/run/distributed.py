@@ -35,7 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.training.config import STRATEGIES, check_choice
+from cyclegan_keras.options import check_choice
+from cyclegan_keras.training.config import STRATEGIES
 
 _HOW = "see 'Several machines' in the README"
 

@@ -12,7 +12,8 @@ import os
 import sys
 
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.training.config import BACKENDS, TrainConfig, check_choice
+from cyclegan_keras.options import check_choice
+from cyclegan_keras.training.config import BACKENDS, TrainConfig
 
 _MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 

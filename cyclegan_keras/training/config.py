@@ -9,16 +9,16 @@ line's help reads it).
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import typing
 import warnings
 from dataclasses import InitVar, dataclass, field
-from typing import Any
 
 from PIL import Image
 
+from cyclegan_keras.data.tfds import CYCLE_GAN_CONFIGS
 from cyclegan_keras.errors import UsageError
+from cyclegan_keras.options import check_setting, option
 
 # Generator architectures by the official names (``--netG`` of the official code): kind and depth
 # (residual blocks for ResNet, downsamplings for U-Net). ``networks.generator`` builds them.
@@ -38,64 +38,8 @@ GAN_MODES = ("lsgan", "vanilla", "wgangp", "hinge")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 BACKENDS = ("tensorflow", "jax", "torch")
 INPUT_PIPELINES = ("auto", "tf_data", "python")
-# LiteRT quantizations (``export --quantize``).
-QUANTIZATIONS = ("float16", "dynamic", "int8", "int16x8")
-# Instance-norm statistics of photos translated in tiles (``cyclegan_keras.deploy.tiling``).
-TILE_STATS = ("exact", "thumbnail")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
-CYCLE_GAN_CONFIGS = (
-    "apple2orange",
-    "summer2winter_yosemite",
-    "horse2zebra",
-    "monet2photo",
-    "cezanne2photo",
-    "ukiyoe2photo",
-    "vangogh2photo",
-    "maps",
-    "cityscapes",
-    "facades",
-    "iphone2dslr_flower",
-)
-
-
-# Bounds a number may have (``option``'s rules): ``minimum`` and ``maximum`` include their value,
-# ``above`` and ``below`` exclude it.
-BOUNDS = ("minimum", "maximum", "above", "below")
-
-
-def within(value: float, **bounds: float | None) -> bool:
-    """Whether ``value`` is a finite number within ``bounds`` (``BOUNDS``' keywords)."""
-    if not math.isfinite(value):
-        return False
-    minimum, maximum = bounds.get("minimum"), bounds.get("maximum")
-    above, below = bounds.get("above"), bounds.get("below")
-    return not (
-        (minimum is not None and value < minimum)
-        or (maximum is not None and value > maximum)
-        or (above is not None and value <= above)
-        or (below is not None and value >= below)
-    )
-
-
-def range_text(kind: type, **bounds: float | None) -> str:
-    """What ``within`` accepts, in words: ``a positive integer``, ``a finite number from 0 to 1``, ..."""
-    noun = "an integer" if kind is int else "a finite number"
-    if kind is int and bounds.get("minimum") == 1 and not any(bounds.get(k) for k in BOUNDS[1:]):
-        return "a positive integer"
-    parts = [
-        f"{word} {bounds[key]}"
-        for key, word in (("minimum", ">="), ("above", ">"), ("maximum", "<="), ("below", "<"))
-        if bounds.get(key) is not None
-    ]
-    return noun + (" " + " and ".join(parts) if parts else "")
-
-
-def check_choice(key: str, value: Any, choices) -> Any:
-    """Returns ``value`` if it is one of ``choices``, else raises a ``UsageError`` that lists them."""
-    if value not in choices:
-        raise UsageError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -177,24 +121,6 @@ def steps_per_epoch(
             f"An epoch of {max(images)} image(s) makes no batch of {batch_size}: lower the batch size."
         )
     return steps
-
-
-def option(default: Any, help: str, group: str, **rules: Any) -> Any:
-    """A ``TrainConfig`` field with its command-line description.
-
-    Args:
-        default: the default value.
-        help: the ``--help`` text.
-        group: the ``--help`` section (``data``, ``model``, ``optimisation``, ``run``).
-        **rules: ``choices`` (allowed values), ``minimum``/``maximum`` (the smallest and largest allowed
-            number), ``above``/``below`` (bounds that the number must stay strictly within), ``exclusive``
-            (fields sharing this name cannot be given together), ``resume_applies`` (the flag may
-            change a run that ``--resume`` continues; every other flag that differs from the run's
-            own setting is refused there), ``metavar``, ``flag`` (the option's name, when it is not the
-            field's), ``off_flag`` (a second flag that turns a boolean off), ``official`` (the official
-            code's option: the README's table and ``--help`` name it).
-    """
-    return field(default=default, metadata={"help": help, "group": group, **rules})
 
 
 @dataclass
@@ -328,7 +254,7 @@ class TrainConfig:
         hints = typing.get_type_hints(TrainConfig)
         for spec in dataclasses.fields(self):
             if "help" in spec.metadata:
-                _check_setting(spec, getattr(self, spec.name), hints[spec.name])
+                check_setting(spec, getattr(self, spec.name), hints[spec.name])
         if not isinstance(self.versions, dict):
             raise UsageError(f"versions must be a mapping of names to versions, got {self.versions!r}")
         if self.n_epochs + self.n_epochs_decay < 1:
@@ -379,34 +305,6 @@ class TrainConfig:
     def total_epochs(self) -> int:
         """All epochs of the run: ``n_epochs + n_epochs_decay`` (what ``fit(epochs=)`` takes)."""
         return self.n_epochs + self.n_epochs_decay
-
-
-def _check_setting(spec: dataclasses.Field, value: Any, hint: Any) -> None:
-    """Refuses a setting of the wrong type, outside its choices or its bounds (NaN and infinities
-    included), naming the field and its flag: a ``config.json`` gets the flags' rules."""
-    rules = spec.metadata
-    name = f"{spec.name} ({rules.get('flag', '--' + spec.name.replace('_', '-'))})"
-    kinds = typing.get_args(hint) or (hint,)
-    if value is None:
-        if type(None) in kinds:
-            return
-        raise UsageError(f"{name} needs a value, got null")
-    kind = next(k for k in kinds if k is not type(None))
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    fits = {
-        bool: isinstance(value, bool),
-        int: number and isinstance(value, int),
-        float: number,
-        str: isinstance(value, str),
-    }.get(kind, True)
-    bounds = {key: rules[key] for key in BOUNDS if key in rules}
-    if kind in (int, float) and fits and not within(value, **bounds):
-        fits = False
-    if not fits:
-        wanted = {bool: "true or false", str: "a string"}.get(kind) or range_text(kind, **bounds)
-        raise UsageError(f"{name} must be {wanted}, got {value!r}")
-    if "choices" in rules:
-        check_choice(spec.name, value, rules["choices"])
 
 
 class _ReadBack(int):

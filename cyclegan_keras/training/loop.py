@@ -132,7 +132,7 @@ def _domains(config: TrainConfig) -> dict[str, list]:
     if config.data_dir:
         splits = {split: image_files(path) for split, path in domain_folders(config.data_dir).items()}
     else:
-        from cyclegan_keras.data.tf_data import tfds_images
+        from cyclegan_keras.data.tfds import tfds_images
 
         splits = {split: tfds_images(config.dataset, split) for split in ("trainA", "trainB")}
         for split in ("testA", "testB"):

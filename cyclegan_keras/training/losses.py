@@ -12,7 +12,8 @@ import keras
 from keras import ops
 
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.training.config import GAN_MODES, check_choice
+from cyclegan_keras.options import check_choice
+from cyclegan_keras.training.config import GAN_MODES
 
 GRADIENT_PENALTY_WEIGHT = 10.0
 

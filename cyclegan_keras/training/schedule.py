@@ -11,7 +11,8 @@ import math
 import keras
 
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.training.config import LR_POLICIES, check_choice
+from cyclegan_keras.options import check_choice
+from cyclegan_keras.training.config import LR_POLICIES
 
 # The official schedulers' fixed settings: StepLR's gamma; ReduceLROnPlateau's factor, patience,
 # relative threshold and eps (it fed the metric 0 every epoch, so only patience matters).

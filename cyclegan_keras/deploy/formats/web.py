@@ -185,7 +185,7 @@ def export_web(
             the export would write; UsageError: the runtime cannot be had; WriteError: ``out`` could
             not be written (nothing half-written is left).
     """
-    from cyclegan_keras.deploy.export import export_tflite
+    from cyclegan_keras.deploy.formats.tflite import export_tflite
 
     out = os.fspath(out)
     check_output_folder(out, is_web_export, "web app")
@@ -231,3 +231,15 @@ def export_web(
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
     return os.path.join(out, MODEL_FILE)
+
+
+def export(generator, out: str, *, settings, calibration, verify) -> None:
+    """The registry's writer: ``export_web`` into ``out``, its model verified before it gets there."""
+    export_web(generator, out, quantize=settings.quantize, input_size=settings.input_size,
+               direction=settings.direction, calibration=calibration, verify=verify)  # fmt: skip
+
+
+def check_out(out: str, overwrite: bool) -> None:
+    """Refuses an ``out`` that holds other files than a web export (a re-export needs no ``overwrite``:
+    it replaces only the files its previous export wrote)."""
+    check_output_folder(out, is_web_export, "web app")

@@ -1,0 +1,95 @@
+"""The options of ``cyclegan-keras translate`` and ``export``, declared once (``cyclegan_keras.options``):
+the command line's flags and help come from these fields, ``export_generator`` checks with them."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+
+from cyclegan_keras.deploy.formats import FORMATS, QUANTIZATIONS
+from cyclegan_keras.errors import UsageError
+from cyclegan_keras.options import check_setting, declared, option
+
+# Instance-norm statistics of photos translated in tiles (``cyclegan_keras.deploy.tiling``).
+TILE_STATS = ("exact", "thumbnail")
+DIRECTIONS = ("a_to_b", "b_to_a")
+MODEL_HELP = (
+    "a .keras generator (or whole CycleGAN), SavedModel folder, .tflite, .onnx, official .pth, or the "
+    "name of a pretrained generator (`cyclegan-keras pretrained` lists them)"
+)
+DIRECTION_HELP = (
+    "for a whole CycleGAN .keras file: which generator (default: a_to_b); a file of one generator "
+    "translates its own way, and one whose name says the other is refused"
+)
+
+
+@dataclass
+class TranslateOptions:
+    """``cyclegan-keras translate``: photos of any size through a generator (``translate_files``)."""
+
+    model: str = option(None, MODEL_HELP, required=True)
+    inputs: list[str] = option(None, "image files, folders or glob patterns", positional=True, nargs="+",
+                               metavar="INPUT")  # fmt: skip
+    out: str = option(None, "folder for the translated images (NAME.png each), or for one input the image "
+                      "file to write", required=True, metavar="DIR_OR_FILE")  # fmt: skip
+    overwrite: bool = option(False, "replace output images that exist already (never an input)")
+    direction: str | None = option(None, DIRECTION_HELP, choices=DIRECTIONS)
+    max_size: int | None = option(None, "scale larger photos down to this side first", minimum=1)
+    threads: int | None = option(None, "LiteRT/ONNX threads", minimum=1)
+    tile: int | None = option(None, "translate in tiles of about N x N pixels, with the overlap the network "
+                              "needs (default: only photos that do not fit --max-memory whole, in tiles "
+                              "chosen for it)", minimum=1, metavar="N")  # fmt: skip
+    tile_stats: str | None = option(None, "instance-norm statistics of tiled photos: exact (default; the "
+                                    "whole photo's, equal to the whole-photo result, stage by stage) or "
+                                    "thumbnail (a 1 MP copy's; one pass, faster)",
+                                    choices=TILE_STATS)  # fmt: skip
+    max_memory: str | None = option(None, "memory budget, e.g. 3G: larger photos go in tiles, and exact mode "
+                                    "keeps its whole-photo arrays on disk (TMPDIR) beyond it (default: half "
+                                    "the memory available)", metavar="SIZE")  # fmt: skip
+
+
+@dataclass
+class ExportOptions:
+    """``cyclegan-keras export`` (``export_generator``): a generator written in a deployment format,
+    verified against Keras. ``formats`` says which formats an option is for."""
+
+    model: str = option(None, MODEL_HELP.replace(", SavedModel folder, .tflite, .onnx", ""), required=True)
+    direction: str | None = option(None, DIRECTION_HELP, choices=DIRECTIONS)
+    format: str = option(None, "; ".join(f"{name}: {entry.help}" for name, entry in FORMATS.items()),
+                         choices=tuple(FORMATS), required=True)  # fmt: skip
+    quantize: str | None = option(None, "LiteRT quantization (tflite; web: all but int16x8)",
+                                  choices=QUANTIZATIONS, formats=("tflite", "web"))  # fmt: skip
+    calibration_dir: str | None = option(None, "real images to calibrate int8 quantization")
+    input_size: int = option(256, "fixed LiteRT input size, a multiple of 4", minimum=1)
+    dynamic_size: bool = option(False, "LiteRT input of any height and width", formats=("tflite",))
+    uint8_io: bool = option(False, "LiteRT takes and returns uint8 pixels", formats=("tflite",))
+    verify_dir: str | None = option(None, "images to verify on (default: bundled sample photos)")
+    threads: int | None = option(2, "CPU threads when timing LiteRT and ONNX Runtime", minimum=1)
+    out: str = option(None, "output path", required=True)
+    overwrite: bool = option(False, "replace an existing .tflite, .onnx or SavedModel at --out (a web app "
+                             "folder needs none: a re-export replaces only the files it wrote)")  # fmt: skip
+
+    def check(self) -> None:
+        """Refuses a value outside its choices or bounds, an option of another format, and a
+        quantization the format lacks, naming the flags.
+
+        Raises:
+            UsageError: the first of those.
+        """
+        entry = FORMATS.get(self.format)
+        if entry is None:
+            raise UsageError(f"format must be one of {', '.join(FORMATS)}; got {self.format!r}")
+        hints = typing.get_type_hints(ExportOptions)
+        for spec in declared(ExportOptions):
+            value = getattr(self, spec.name)
+            if "choices" in spec.metadata or "minimum" in spec.metadata:
+                check_setting(spec, value, hints[spec.name])
+            formats = spec.metadata.get("formats")
+            if formats and value not in (None, False) and self.format not in formats:
+                flag = "--" + spec.name.replace("_", "-")
+                raise UsageError(f"{flag} applies to --format {' and '.join(formats)} only")
+        if self.quantize and self.quantize not in entry.quantizations:
+            raise UsageError(
+                f"--quantize {self.quantize} is not for --format {self.format}: it takes "
+                f"{', '.join(entry.quantizations)}"
+            )
