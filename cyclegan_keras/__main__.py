@@ -1,5 +1,5 @@
 import sys
 
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 
 sys.exit(main())

@@ -219,7 +219,7 @@ def tiled_translation(work: str) -> float:
 
 def few_step_run(work: str, data_dir: str) -> dict:
     """A two-epoch run through the command line (the Python input pipeline, sample grids, checkpoints)."""
-    from cyclegan_keras.cli.commands import main
+    from cyclegan_keras.cli import main
 
     out = os.path.join(work, "run")
     args = ["train", "--data-dir", data_dir, "--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4",

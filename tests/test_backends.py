@@ -186,7 +186,7 @@ def test_an_option_a_backend_cannot_honour_is_one_line_and_writes_nothing(
 
 
 def test_a_backend_that_is_not_installed_or_not_the_running_one_is_refused(tmp_path, monkeypatch, capsys):
-    from cyclegan_keras.cli.commands import main
+    from cyclegan_keras.cli import main
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

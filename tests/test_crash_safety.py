@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from cyclegan_keras.run import checkpoint
 from cyclegan_keras.run.lock import LOCK_FILE
 from tests.conftest import REPO, photo_subset
@@ -349,7 +349,8 @@ def finished_run(tmp_path):
 
 
 def _resumed_config(argv):
-    from cyclegan_keras.cli.commands import _config_from, build_parser
+    from cyclegan_keras.cli import build_parser
+    from cyclegan_keras.cli.commands import _config_from
 
     config, notes = _config_from(build_parser().parse_args(argv))
     print(*notes, sep="\n")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cyclegan_keras import resnet_generator
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from cyclegan_keras.deploy.generators import check_image_generator, load_generator
 from cyclegan_keras.errors import UsageError
 

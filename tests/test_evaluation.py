@@ -10,7 +10,7 @@ import scipy.linalg
 import tensorflow as tf
 from PIL import Image
 
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from cyclegan_keras.data.images import image_files
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.evaluation.evaluate import InceptionFeatures, clean_resize, evaluate

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from cyclegan_keras.data.images import image_files
 from cyclegan_keras.deploy.export import export_generator, load_translator
 from cyclegan_keras.deploy.formats.tflite import litert_ops

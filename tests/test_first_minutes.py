@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from cyclegan_keras.system import hardware
 from cyclegan_keras.version import __version__
 from tests.conftest import REPO, photo_subset
 
 CHECK_IMPORTS = (
     "import sys, contextlib, io\n"
-    "from cyclegan_keras.cli.commands import main\n"
+    "from cyclegan_keras.cli import main\n"
     "with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
     "    main(sys.argv[1:])\n"
     "print(out.getvalue().splitlines()[0] if out.getvalue() else '')\n"

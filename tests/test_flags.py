@@ -10,7 +10,7 @@ import typing
 
 import pytest
 
-from cyclegan_keras.cli.commands import build_parser, main
+from cyclegan_keras.cli import build_parser, main
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.options import BOUNDS
 from cyclegan_keras.training.config import TrainConfig, config_from_json

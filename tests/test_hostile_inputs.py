@@ -6,7 +6,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.networks.official import load_official_generator
 
@@ -115,7 +115,7 @@ def test_running_out_of_memory_anyway_is_one_line(monkeypatch, capsys):
 
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
-    monkeypatch.setattr(cli, "_cmd_demo", exhausted)
+    monkeypatch.setattr(cli, "cmd_demo", exhausted)
     with pytest.raises(SystemExit) as exit_info:
         main(["demo"])
     assert exit_info.value.code == 2 and "out of memory (ResourceExhaustedError)" in _one_line(capsys)

@@ -28,7 +28,7 @@ TINY = ["--generator", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--netd", "
 MIRRORED = (
     "import sys, tensorflow as tf; cpu = tf.config.list_physical_devices('CPU')[0]; "
     "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2); "
-    "from cyclegan_keras.cli.commands import main; sys.exit(main(sys.argv[1:]))"
+    "from cyclegan_keras.cli import main; sys.exit(main(sys.argv[1:]))"
 )
 WAIT = 240  # seconds any process of these tests may take
 

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 import keras  # noqa: E402
 
 from cyclegan_keras import load_official_generator, load_official_weights  # noqa: E402
-from cyclegan_keras.cli.commands import main  # noqa: E402
+from cyclegan_keras.cli import main  # noqa: E402
 from cyclegan_keras.data.python import UnpairedImages  # noqa: E402
 from cyclegan_keras.errors import UsageError  # noqa: E402
 from cyclegan_keras.networks.builders import (  # noqa: E402

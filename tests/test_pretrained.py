@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cyclegan_keras import PRETRAINED, pretrained
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.networks.pth import UnsafePickleError, read_pth
 from tests import torch_reference as ref

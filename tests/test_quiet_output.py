@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from tests.conftest import REPO
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from cyclegan_keras.errors import OutputExistsError, UsageError
 from cyclegan_keras.run import checkpoint
 from cyclegan_keras.run.folder import find_run, resume_run
@@ -206,7 +206,7 @@ def test_resume_run_says_what_it_resumed_or_that_there_is_nothing(tiny_cyclegan,
 
 
 def test_a_bug_keeps_its_traceback_and_debug_shows_usage_errors_too(monkeypatch):
-    from cyclegan_keras import cli
+    from cyclegan_keras.cli import app
 
     def bug(args):
         raise ValueError("an internal bug")
@@ -214,8 +214,8 @@ def test_a_bug_keeps_its_traceback_and_debug_shows_usage_errors_too(monkeypatch)
     def usage(args):
         raise OutputExistsError("user error")
 
-    parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser = app.build_parser()
+    monkeypatch.setattr(app, "build_parser", lambda: parser)
     parser._subparsers._group_actions[0].choices["demo"].set_defaults(run=bug)
     with pytest.raises(ValueError, match="internal bug"):
         main(["demo"])
@@ -227,7 +227,7 @@ def test_a_bug_keeps_its_traceback_and_debug_shows_usage_errors_too(monkeypatch)
 
 def test_help_does_not_import_tensorflow():
     code = (
-        "import sys\nfrom cyclegan_keras.cli.commands import main\n"
+        "import sys\nfrom cyclegan_keras.cli import main\n"
         "for argv in (['--help'], ['translate', '--help'], ['train', '--help']):\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'\n"
@@ -283,7 +283,8 @@ def test_resume_with_epochs_trains_to_the_new_length(tmp_path):
     import dataclasses
     import warnings
 
-    from cyclegan_keras.cli.commands import _config_from, build_parser
+    from cyclegan_keras.cli import build_parser
+    from cyclegan_keras.cli.commands import _config_from
     from cyclegan_keras.training.config import TrainConfig
 
     with warnings.catch_warnings():

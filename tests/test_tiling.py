@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from cyclegan_keras.data.images import image_files
 from cyclegan_keras.deploy.runners import KerasRunner
 from cyclegan_keras.deploy.tiling import TiledGenerator, TileError

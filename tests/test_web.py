@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cyclegan_keras.cli.commands import main
+from cyclegan_keras.cli import main
 from cyclegan_keras.deploy.formats.tflite import LiteRTRunner
 from cyclegan_keras.errors import UsageError
 from tests.conftest import REPO
