@@ -82,9 +82,9 @@ def child(args) -> None:
     """One translation; prints a JSON line, saves the float output where a comparison needs it."""
     import keras
 
+    from cyclegan_keras import resnet_generator
     from cyclegan_keras.deploy.generators import load_generator
     from cyclegan_keras.deploy.tiling import TiledGenerator
-    from cyclegan_keras.networks.builders import resnet_generator
 
     if args.model:
         generator = load_generator(args.model)

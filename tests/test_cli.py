@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cyclegan_keras import resnet_generator
 from cyclegan_keras.cli import main
-from cyclegan_keras.networks.builders import resnet_generator
 from tests.conftest import photo_subset
 
 TINY = [

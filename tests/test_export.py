@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cyclegan_keras import resnet_generator
 from cyclegan_keras.cli import main
 from cyclegan_keras.data.images import image_files
 from cyclegan_keras.deploy.export import export_generator, load_translator
 from cyclegan_keras.deploy.formats.tflite import litert_ops
 from cyclegan_keras.deploy.verify import ExportVerificationError, Verification, check_verification
-from cyclegan_keras.networks.builders import resnet_generator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 64

@@ -18,6 +18,24 @@ def test_resnet_generator_parameter_count(n_blocks, params):
     assert resnet_generator(n_blocks=n_blocks).count_params() == params
 
 
+@pytest.mark.parametrize("name", ["resnet_9blocks", "resnet_6blocks", "unet_256", "unet_128"])
+def test_the_generator_registry_builds_what_each_name_says(name):
+    """Each registered name builds its family at its depth, with the parameters the memory estimates use
+    (the official counts), and a training crop its sizes cannot take is refused by the entry's rule."""
+    from cyclegan_keras import TrainConfig, generator, official_keys
+    from cyclegan_keras.errors import UsageError
+    from cyclegan_keras.networks.architectures import GENERATORS
+
+    entry = GENERATORS[name]
+    model = generator(name)
+    assert model.count_params() == entry.parameters
+    assert entry.family_module().MARKER in {layer.name for layer in model.layers}
+    assert len(official_keys(model)) == len([layer for layer in model.layers if layer.weights])
+    with pytest.raises(UsageError, match=f"{name} needs crop_size a multiple of {entry.size_multiple}"):
+        TrainConfig(generator=name, crop_size=entry.size_multiple + 2, load_size=1024)
+    TrainConfig(generator=name, crop_size=entry.size_multiple * 2, load_size=1024)
+
+
 def test_patchgan_parameter_count_and_30x30_output():
     disc = patchgan_discriminator()
     assert disc.count_params() == 2_764_737

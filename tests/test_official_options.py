@@ -14,18 +14,19 @@ torch = pytest.importorskip("torch")
 
 import keras  # noqa: E402
 
-from cyclegan_keras import load_official_generator, load_official_weights  # noqa: E402
-from cyclegan_keras.cli import main  # noqa: E402
-from cyclegan_keras.data.python import UnpairedImages  # noqa: E402
-from cyclegan_keras.errors import UsageError  # noqa: E402
-from cyclegan_keras.networks.builders import (  # noqa: E402
+from cyclegan_keras import (  # noqa: E402  # noqa: E402
     Style,
     discriminator,
+    load_official_generator,
+    load_official_weights,
     patchgan_discriminator,
     pixel_discriminator,
     resnet_generator,
     unet_generator,
 )
+from cyclegan_keras.cli import main  # noqa: E402
+from cyclegan_keras.data.python import UnpairedImages  # noqa: E402
+from cyclegan_keras.errors import UsageError  # noqa: E402
 from cyclegan_keras.training.config import TrainConfig, config_from_json, official_options_table  # noqa: E402
 from cyclegan_keras.training.schedule import LearningRatePolicy  # noqa: E402
 from tests import torch_reference as ref  # noqa: E402

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from cyclegan_keras import resnet_generator
 from cyclegan_keras.deploy.subpixel import SpaceToDepthConv2D, SubPixelConv2DTranspose, subpixel_convs
-from cyclegan_keras.networks.builders import resnet_generator
 
 
 def _same_weights(replacement, original, shape):

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cyclegan_keras import resnet_generator, unet_generator
 from cyclegan_keras.cli import main
 from cyclegan_keras.data.images import image_files
 from cyclegan_keras.deploy.runners import KerasRunner
 from cyclegan_keras.deploy.tiling import TiledGenerator, TileError
 from cyclegan_keras.errors import WriteError
-from cyclegan_keras.networks.builders import resnet_generator, unet_generator
 from tests.conftest import REPO
 
 

@@ -160,7 +160,7 @@ def cmd_pretrained(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cyclegan_keras.data.folders import domain_folders
-    from cyclegan_keras.data.tf_data import tfds_images
+    from cyclegan_keras.data.tfds import tfds_images
     from cyclegan_keras.deploy.runners import load_runner
     from cyclegan_keras.evaluation.evaluate import evaluate
     from cyclegan_keras.run.outputs import check_output_file, write_json

@@ -3,74 +3,19 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 
 import keras
 import numpy as np
 
 from cyclegan_keras.errors import MissingInputError, UsageError
-from cyclegan_keras.networks.builders import Style, resnet_generator, unet_generator
+from cyclegan_keras.networks.architectures import family_modules
+from cyclegan_keras.networks.discriminators import OFFICIAL_KEYS
 from cyclegan_keras.networks.pth import read_pth
 
 # Norm buffers: batch norm's running statistics are weights here; instance-norm ones, which old official
 # checkpoints carry, are dropped (the official loader drops them too), as is every batch counter.
 _NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-
-
-def _resnet_keys(model: keras.Model) -> dict[str, str]:
-    names = {layer.name for layer in model.layers}
-    n_blocks = sum(1 for name in names if re.fullmatch(r"res_\d+_conv_1", name))
-    keys = {"conv_in": "model.1", "norm_in": "model.2", "down_1": "model.4", "norm_down_1": "model.5"}
-    keys.update({"down_2": "model.7", "norm_down_2": "model.8"})
-    # A dropout after the first ReLU shifts the rest of an official block by one module.
-    shift = 1 if "res_0_dropout" in names else 0
-    for b in range(n_blocks):
-        keys[f"res_{b}_conv_1"] = f"model.{10 + b}.conv_block.1"
-        keys[f"res_{b}_norm_1"] = f"model.{10 + b}.conv_block.2"
-        keys[f"res_{b}_conv_2"] = f"model.{10 + b}.conv_block.{5 + shift}"
-        keys[f"res_{b}_norm_2"] = f"model.{10 + b}.conv_block.{6 + shift}"
-    keys.update({"up_1": f"model.{10 + n_blocks}", "norm_up_1": f"model.{11 + n_blocks}"})
-    keys.update({"up_2": f"model.{13 + n_blocks}", "norm_up_2": f"model.{14 + n_blocks}"})
-    keys["conv_out"] = f"model.{17 + n_blocks}"
-    return keys
-
-
-def _unet_keys(model: keras.Model) -> dict[str, str]:
-    depths = sorted(
-        int(m.group(1)) for layer in model.layers if (m := re.fullmatch(r"unet_down_(\d+)", layer.name))
-    )
-    innermost = depths[-1]
-    keys = {}
-    prefix = "model.model."
-    for depth in depths:
-        # Official block layouts: outermost [down, sub, relu, up, tanh]; innermost [lrelu, down,
-        # relu, up, norm]; others [lrelu, down, norm, sub, relu, up, norm(, dropout)].
-        keys[f"unet_down_{depth}"] = prefix + ("0" if depth == 0 else "1")
-        keys[f"unet_up_{depth}"] = prefix + ("3" if depth in (0, innermost) else "5")
-        if 0 < depth < innermost:
-            keys[f"unet_down_{depth}_norm"] = prefix + "2"
-            keys[f"unet_up_{depth}_norm"] = prefix + "6"
-        elif depth == innermost:
-            keys[f"unet_up_{depth}_norm"] = prefix + "4"
-        prefix += ("1" if depth == 0 else "3") + ".model."
-    return keys
-
-
-def _patchgan_keys(model: keras.Model) -> dict[str, str]:
-    n_convs = sum(1 for layer in model.layers if re.fullmatch(r"conv_\d+", layer.name))
-    keys = {f"conv_{i}": f"model.{0 if i == 0 else 3 * i - 1}" for i in range(n_convs)}
-    keys.update({f"norm_{i}": f"model.{3 * i}" for i in range(1, n_convs - 1)})
-    return keys
-
-
-def _pixel_keys(model: keras.Model) -> dict[str, str]:
-    return {
-        "pixel_conv_0": "net.0",
-        "pixel_conv_1": "net.2",
-        "pixel_norm_1": "net.3",
-        "pixel_conv_2": "net.5",
-    }
 
 
 def official_keys(model: keras.Model) -> dict[str, str]:
@@ -85,12 +30,8 @@ def official_keys(model: keras.Model) -> dict[str, str]:
         official keys are that prefix plus ``.weight``/``.bias`` (and batch norm's running statistics).
     """
     names = {layer.name for layer in model.layers}
-    for marker, keys in (
-        ("conv_in", _resnet_keys),
-        ("unet_down_0", _unet_keys),
-        ("conv_0", _patchgan_keys),
-        ("pixel_conv_0", _pixel_keys),
-    ):
+    keys_of = {module.MARKER: module.official_keys for module in family_modules()} | OFFICIAL_KEYS
+    for marker, keys in keys_of.items():
         if marker in names:
             return {
                 name: key
@@ -200,7 +141,7 @@ def load_official_generator(path: str | os.PathLike, name: str = "generator") ->
     """
     arrays = read_state_dict(path)
     try:
-        model = _official_generator(arrays, name)
+        model = next(filter(None, (module.from_official(arrays, name) for module in family_modules())), None)
     except (KeyError, IndexError) as error:  # a key the layout guess expected is not there
         raise UsageError(
             f"{os.fspath(path)!r} is not laid out as an official ResNet or U-Net generator checkpoint: it "
@@ -213,43 +154,3 @@ def load_official_generator(path: str | os.PathLike, name: str = "generator") ->
             f"(first keys: {sorted(arrays)[:5]})."
         )
     return load_official_weights(model, arrays)
-
-
-def _official_generator(arrays: Mapping[str, np.ndarray], name: str) -> keras.Model | None:
-    """The Keras generator of an official checkpoint's keys and shapes, unfilled; None for neither
-    layout."""
-    if "model.1.weight" in arrays:
-        block_key = re.compile(r"model\.(\d+)\.conv_block\.1\.weight")
-        blocks = {m.group(1) for key in arrays if (m := block_key.fullmatch(key))}
-        first, last = arrays["model.1.weight"], arrays[f"model.{17 + len(blocks)}.weight"]
-        return resnet_generator(
-            n_blocks=len(blocks),
-            ngf=int(first.shape[0]),
-            input_channels=int(first.shape[1]),
-            output_channels=int(last.shape[0]),
-            use_dropout=any(re.fullmatch(r"model\.\d+\.conv_block\.6\.weight", key) for key in arrays),
-            style=Style(_norm_of(arrays, "model.1", "model.2")),
-            name=name,
-        )
-    elif "model.model.0.weight" in arrays:
-        down_key = re.compile(r"model\.(model\.[13]\.)*model\.[01]\.weight")
-        downs = sum(1 for key in arrays if down_key.fullmatch(key))
-        first, last = arrays["model.model.0.weight"], arrays["model.model.3.weight"]
-        # Dropout leaves no keys, and evaluation does not use it: a U-Net is built without.
-        return unet_generator(
-            num_downs=downs,
-            ngf=int(first.shape[0]),
-            input_channels=int(first.shape[1]),
-            output_channels=int(last.shape[1]),
-            style=Style(_norm_of(arrays, "model.model.1.model.1", "model.model.1.model.2")),
-            name=name,
-        )
-    return None
-
-
-def _norm_of(arrays: Mapping[str, np.ndarray], conv: str, norm: str) -> str:
-    """The ``--norm`` a checkpoint was trained with, from a conv followed by a norm: batch norm has a
-    scale; instance norm has none but its conv keeps a bias; no norm has neither."""
-    if f"{norm}.weight" in arrays:
-        return "batch"
-    return "instance" if f"{conv}.bias" in arrays else "none"

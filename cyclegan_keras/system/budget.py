@@ -9,11 +9,11 @@ that a size they refuse cannot fit, and sizes that may fit are left to try.
 from __future__ import annotations
 
 from cyclegan_keras.errors import UsageError
+from cyclegan_keras.networks.architectures import GENERATORS
 from cyclegan_keras.system.hardware import available_memory, size_text
-from cyclegan_keras.training.config import GENERATORS, TrainConfig
+from cyclegan_keras.training.config import TrainConfig
 
-# Parameters at 64 filters (the official counts); they grow with the square of the filters.
-_GENERATOR_PARAMETERS = {"resnet": {9: 11_378_179, 6: 7_837_699}, "unet": {8: 54_409_603, 7: 41_825_667}}
+# The 70x70 PatchGAN's parameters at 64 filters (the official count).
 _DISCRIMINATOR_PARAMETERS = 2_764_737
 # Float32 weight, gradient and Adam's two moments for each parameter.
 _BYTES_PER_PARAMETER = 4 * 4
@@ -23,8 +23,7 @@ def training_memory(config: TrainConfig) -> int:
     """Bytes a run needs at the least: the four networks' parameters with their gradients and Adam's
     moments, one decoded image at the load size in float32 per domain, and the first layer's output of
     one generator pass (``ngf`` channels at the crop size) for the batch."""
-    kind, depth = GENERATORS[config.generator]
-    generator = _GENERATOR_PARAMETERS[kind][depth] * (config.ngf / 64) ** 2
+    generator = GENERATORS[config.generator].parameters * (config.ngf / 64) ** 2
     discriminator = _DISCRIMINATOR_PARAMETERS * (config.ndf / 64) ** 2
     parameters = 2 * (generator + discriminator) * _BYTES_PER_PARAMETER
     images = 2 * config.load_size**2 * max(config.input_nc, config.output_nc) * 4

@@ -18,20 +18,10 @@ from PIL import Image
 
 from cyclegan_keras.data.tfds import CYCLE_GAN_CONFIGS
 from cyclegan_keras.errors import UsageError
+from cyclegan_keras.networks.architectures import DISCRIMINATORS, GENERATORS, INIT_TYPES, NORMS
 from cyclegan_keras.options import check_setting, option
 
-# Generator architectures by the official names (``--netG`` of the official code): kind and depth
-# (residual blocks for ResNet, downsamplings for U-Net). ``networks.generator`` builds them.
-GENERATORS = {
-    "resnet_9blocks": ("resnet", 9),
-    "resnet_6blocks": ("resnet", 6),
-    "unet_256": ("unet", 8),
-    "unet_128": ("unet", 7),
-}
-# The official --norm, --netD, --init_type, --lr_policy and --direction choices.
-NORMS = ("instance", "batch", "none")
-DISCRIMINATORS = ("basic", "n_layers", "pixel")
-INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+# The official --lr_policy, --direction and --gan_mode choices, and this package's own.
 LR_POLICIES = ("linear", "step", "plateau", "cosine")
 TRAIN_DIRECTIONS = ("AtoB", "BtoA")
 GAN_MODES = ("lsgan", "vanilla", "wgangp", "hinge")
@@ -262,11 +252,7 @@ class TrainConfig:
                 "n_epochs and n_epochs_decay (--epochs, --epochs-decay) must add up to at least 1"
             )
         self._check_official_combinations()
-        kind, depth = GENERATORS[self.generator]
-        if kind == "unet" and self.crop_size % 2**depth:
-            raise UsageError(
-                f"{self.generator} needs crop_size a multiple of {2**depth}, got {self.crop_size}"
-            )
+        GENERATORS[self.generator].check_crop(self.generator, self.crop_size)
         self.preprocessing()  # validates the preprocessing options
 
     def _check_official_combinations(self) -> None:

@@ -18,7 +18,9 @@ import numpy as np
 from cyclegan_keras.data.folders import domain_folders
 from cyclegan_keras.data.images import image_files, resized_images, to_channels, to_float
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.networks.builders import Style, discriminator, generator
+from cyclegan_keras.networks.architectures import generator
+from cyclegan_keras.networks.discriminators import discriminator
+from cyclegan_keras.networks.style import Style
 from cyclegan_keras.run.checkpoint import (
     Checkpointer,
     TrainingStopped,
