@@ -35,7 +35,7 @@ _EXPORTS = {
     "intact_checkpoint": "run.checkpoint",
     "restore_checkpoint": "run.checkpoint",
     "save_checkpoint": "run.checkpoint",
-    "Preprocessing": "training.config",
+    "Preprocessing": "data.preprocessing",
     "tfds_images": "data.tfds",
     "train_dataset": "data.tf_data",
     "EvaluateEvery": "evaluation.evaluate",

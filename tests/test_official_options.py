@@ -272,8 +272,8 @@ def _colour_images(folder, count, offset):
 
 
 def test_serial_batches_take_a_and_b_in_order(tmp_path):
+    from cyclegan_keras.data.preprocessing import Preprocessing
     from cyclegan_keras.data.tf_data import train_dataset
-    from cyclegan_keras.training.config import Preprocessing
 
     _colour_images(tmp_path / "a", 3, 0)
     _colour_images(tmp_path / "b", 5, 100)
@@ -369,8 +369,8 @@ def test_unknown_variant_names_are_usage_errors():
 
 def test_grayscale_pipelines_convert_before_resizing(tmp_path):
     """--input-nc 1: both pipelines give the official grayscale, Pillow's luma taken before resizing."""
+    from cyclegan_keras.data.preprocessing import Preprocessing
     from cyclegan_keras.data.tf_data import train_dataset
-    from cyclegan_keras.training.config import Preprocessing
 
     a = tmp_path / "trainA"
     a.mkdir()

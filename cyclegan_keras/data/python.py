@@ -4,8 +4,9 @@ For JAX and PyTorch machines that have no TensorFlow (``train_dataset`` is the `
 same sampling as the official code and as ``train_dataset``: each epoch walks domain A in a shuffled
 order, draws an unpaired B image at random for each A image, and augments each with the official
 preprocessing (Pillow's bicubic resize, a random crop, a random horizontal flip). Every random choice
-derives from the seed and the epoch, so a resumed run reads what an uninterrupted one would; the
-draws are numpy's, not TensorFlow's, so the two pipelines give different (equally distributed) images.
+derives from the seed and the epoch, so a resumed run reads what an uninterrupted one would. Both
+pipelines take the same images in the same order (``cyclegan_keras.data.plan``); the crops and flips
+are numpy's here and TensorFlow's there.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import keras
 import numpy as np
 
 from cyclegan_keras.data.folders import image_sources
-from cyclegan_keras.data.images import ImageSource, open_channels, to_float
-from cyclegan_keras.training.config import Preprocessing
-from cyclegan_keras.training.config import steps_per_epoch as epoch_steps
+from cyclegan_keras.data.images import ImageSource, to_float
+from cyclegan_keras.data.plan import PixelLoader, SamplingPlan
+from cyclegan_keras.data.preprocessing import Preprocessing
+from cyclegan_keras.data.preprocessing import steps_per_epoch as epoch_steps
 
 
 class UnpairedImages(keras.utils.PyDataset):
@@ -65,12 +67,15 @@ class UnpairedImages(keras.utils.PyDataset):
         self.sources_b = image_sources(b, check_files)[0]
         self.batch_size = batch_size
         self.seed = seed
-        self.serial = serial
         self.channels = channels
         counts = (len(self.sources_a), len(self.sources_b))
         self.steps_per_epoch = epoch_steps(self.preprocessing, batch_size, counts, steps_per_epoch)
+        self.plan = SamplingPlan(counts, self.steps_per_epoch * batch_size, seed, serial)
         self.epoch = start_epoch
-        self._cache: dict[tuple[int, int], np.ndarray] | None = {} if cache else None
+        self._loaders = [
+            PixelLoader(sources, self.preprocessing, count, cache)
+            for sources, count in zip((self.sources_a, self.sources_b), channels)
+        ]
         self._lock = threading.Lock()
         self._plans: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -81,35 +86,11 @@ class UnpairedImages(keras.utils.PyDataset):
         self.epoch += 1
 
     def _plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """The A and B indices of every image of ``epoch``."""
+        """The A and B indices of every image of ``epoch`` (only the current epoch's are kept)."""
         with self._lock:
             if epoch not in self._plans:
-                per_epoch = self.steps_per_epoch * self.batch_size
-                epoch_images = max(len(self.sources_a), len(self.sources_b))
-                if self.serial:  # the official --serial_batches: one index for both, in order
-                    order = np.arange(per_epoch) % epoch_images
-                    b_index = order % len(self.sources_b)
-                else:
-                    rng = np.random.default_rng([self.seed, epoch])
-                    passes = -(-per_epoch // epoch_images)  # enough shuffled passes to fill the epoch
-                    order = np.concatenate([rng.permutation(epoch_images) for _ in range(passes)])
-                    order = order[:per_epoch]
-                    b_index = rng.integers(0, len(self.sources_b), per_epoch)
-                self._plans = {epoch: (order % len(self.sources_a), b_index)}  # only the current epoch
+                self._plans = {epoch: self.plan.epoch(epoch)}
             return self._plans[epoch]
-
-    def _load(self, domain: int, index: int) -> np.ndarray:
-        key = (domain, index)
-        if self._cache is not None and key in self._cache:
-            return self._cache[key]
-        source = (self.sources_a, self.sources_b)[domain][index]
-        image = open_channels(source, self.channels[domain], self.preprocessing.draft_size)
-        pixels = np.asarray(self.preprocessing.resize(image), dtype=np.uint8)
-        pixels = pixels.reshape(*pixels.shape[:2], self.channels[domain])
-        if self._cache is not None:
-            with self._lock:
-                self._cache[key] = pixels
-        return pixels
 
     def _augment(self, pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.preprocessing.crops:
@@ -129,6 +110,6 @@ class UnpairedImages(keras.utils.PyDataset):
             images = []
             for i in range(step * self.batch_size, (step + 1) * self.batch_size):
                 rng = np.random.default_rng([self.seed + 2 + domain, epoch, i])
-                images.append(self._augment(self._load(domain, int(indices[i])), rng))
+                images.append(self._augment(self._loaders[domain](indices[i]), rng))
             batch.append(np.stack(images))
         return batch[0], batch[1]

@@ -1,27 +1,27 @@
 """Input pipelines: tfds ``cycle_gan/*`` datasets and image folders, preprocessed as the official code.
 
 Training pairs come from ``train_dataset``: every step takes the next A image of a per-epoch shuffle
-and a B image drawn at random (not paired by index); an epoch is ``max(|A|, |B|)`` images. Decoding
-and resizing use Pillow's bicubic filter, the one the official code uses, in parallel threads; random
-crops and flips are TensorFlow's stateless ops. Everything random derives from ``(seed, epoch, step)``,
-so a seeded run repeats exactly and a resumed run sees the same data as an uninterrupted one.
+and a B image drawn at random (not paired by index); an epoch is ``max(|A|, |B|)`` images
+(``cyclegan_keras.data.plan``, shared with the Python pipeline). Decoding and resizing use Pillow's
+bicubic filter, the one the official code uses, in parallel threads; random crops and flips are
+TensorFlow's stateless ops. Everything random derives from ``(seed, epoch, step)``, so a seeded run
+repeats exactly and a resumed run sees the same data as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import tensorflow as tf
 
 from cyclegan_keras.data.folders import image_sources
-from cyclegan_keras.data.images import ImageSource, open_channels, tf_to_float
+from cyclegan_keras.data.images import ImageSource, tf_to_float
+from cyclegan_keras.data.plan import PixelLoader, SamplingPlan
+from cyclegan_keras.data.preprocessing import Preprocessing
+from cyclegan_keras.data.preprocessing import steps_per_epoch as epoch_steps
 from cyclegan_keras.errors import UsageError
-from cyclegan_keras.training.config import Preprocessing
-from cyclegan_keras.training.config import steps_per_epoch as epoch_steps
 
 _SEED_STRIDE = 1 << 24  # keeps every epoch's stateless seeds apart from every other epoch's
 
@@ -43,27 +43,13 @@ class _Loader:
         cache: bool,
         channels: int = 3,
     ):
-        self.sources = list(sources)
         self.channels = channels
         self.preprocessing = preprocessing
-        self.cache: dict[int, np.ndarray] | None = {} if cache else None
-        self._lock = threading.Lock()
-        self._table = tf.constant(self.sources)
-        self._is_path = isinstance(self.sources[0], str)
+        self._pillow = PixelLoader(sources, preprocessing, channels, cache)
+        self._table = tf.constant(list(sources))
+        self._is_path = isinstance(sources[0], str)
         use_tf = preprocessing.mode == "resize_and_crop" and not cache and channels == 3
         self._plain = tf.constant([code if use_tf else 0 for code in plain], tf.int32)
-
-    def _pillow(self, index) -> np.ndarray:
-        index = int(index)
-        if self.cache is not None and index in self.cache:
-            return self.cache[index]
-        image = open_channels(self.sources[index], self.channels, self.preprocessing.draft_size)
-        pixels = np.asarray(self.preprocessing.resize(image), dtype=np.uint8)
-        pixels = pixels.reshape(*pixels.shape[:2], self.channels)
-        if self.cache is not None:
-            with self._lock:
-                self.cache[index] = pixels
-        return pixels
 
     def _tensorflow(self, index: tf.Tensor, code: tf.Tensor) -> tf.Tensor:
         encoded = tf.gather(self._table, index)
@@ -153,7 +139,6 @@ def train_dataset(
     """
     preprocessing = preprocessing or Preprocessing()
     (sources_a, plain_a), (sources_b, plain_b) = (image_sources(domain, check_files) for domain in (a, b))
-    epoch_images = max(len(sources_a), len(sources_b))
     steps = epoch_steps(preprocessing, batch_size, (len(sources_a), len(sources_b)), steps_per_epoch)
     per_epoch = steps * batch_size
     replicas = input_context.num_replicas_in_sync if input_context else 1
@@ -166,29 +151,14 @@ def train_dataset(
     load_a = _Loader(sources_a, plain_a, preprocessing, cache, channels[0])
     load_b = _Loader(sources_b, plain_b, preprocessing, cache, channels[1])
 
+    plan = SamplingPlan((len(sources_a), len(sources_b)), per_epoch, seed, serial)
+
     def epoch_indices(epoch):
+        a_index, b_index = tf.numpy_function(plan.epoch, [epoch], (tf.int64, tf.int64), stateful=False)
         steps_ = tf.range(per_epoch, dtype=tf.int64) + epoch * _SEED_STRIDE
-        if serial:  # the official --serial_batches: one index for both, in order
-            order = tf.range(per_epoch, dtype=tf.int64) % epoch_images
-            return tf.data.Dataset.from_tensor_slices(
-                (order % len(sources_a), order % len(sources_b), steps_)
-            )
-        # Enough shuffled passes over the longer domain to fill the epoch's steps.
-        passes = -(-per_epoch // epoch_images)
-        order = tf.concat(
-            [
-                tf.random.experimental.stateless_shuffle(
-                    tf.range(epoch_images, dtype=tf.int64), seed=[seed, epoch * 64 + p]
-                )
-                for p in range(passes)
-            ],
-            axis=0,
-        )[:per_epoch]
-        a_index = order % len(sources_a)
-        b_index = tf.random.stateless_uniform(
-            [per_epoch], seed=[seed + 1, epoch], minval=0, maxval=len(sources_b), dtype=tf.int64
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.ensure_shape(a_index, [per_epoch]), tf.ensure_shape(b_index, [per_epoch]), steps_)
         )
-        return tf.data.Dataset.from_tensor_slices((a_index, b_index, steps_))
 
     def load(a_index, b_index, step):
         images = []
@@ -203,30 +173,36 @@ def train_dataset(
 
     dataset = tf.data.Dataset.range(start_epoch, 1 << 31).flat_map(epoch_indices)
     if input_context and input_context.num_input_pipelines > 1:
-        # Image i of an epoch belongs to replica (i // per_replica) % replicas; replicas are numbered
-        # worker after worker, each worker's local ones in a row.
-        local = replicas // input_context.num_input_pipelines
-        worker = input_context.input_pipeline_id
-
-        def mine(a_index, b_index, step):
-            replica = (step % _SEED_STRIDE) // per_replica % replicas
-            return replica // local == worker
-
-        dataset = dataset.filter(mine)
-    dataset = (
-        dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(per_replica, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    if preprocessing.crops:
-        shape = (per_replica, preprocessing.crop_size, preprocessing.crop_size)
-        dataset = dataset.map(
-            lambda x, y: (
-                tf.ensure_shape(x, (*shape, channels[0])),
-                tf.ensure_shape(y, (*shape, channels[1])),
-            )
-        )
+        dataset = dataset.filter(_this_worker(input_context, per_replica))
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = _batched(dataset, per_replica, preprocessing, channels)
     return TrainData(dataset, steps, sources_a, sources_b)
+
+
+def _batched(dataset, per_replica: int, preprocessing: Preprocessing, channels: tuple[int, int]):
+    """Batches of ``(a, b)``, prefetched; cropped ones with their static shape, which XLA needs."""
+    dataset = dataset.batch(per_replica, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    if not preprocessing.crops:
+        return dataset
+    shape = (per_replica, preprocessing.crop_size, preprocessing.crop_size)
+    return dataset.map(
+        lambda x, y: (tf.ensure_shape(x, (*shape, channels[0])), tf.ensure_shape(y, (*shape, channels[1])))
+    )
+
+
+def _this_worker(input_context: tf.distribute.InputContext, per_replica: int):
+    """A filter of the ``(a_index, b_index, step)`` elements that this worker's replicas take: image i
+    of an epoch belongs to replica ``(i // per_replica) % replicas``; replicas are numbered worker after
+    worker, each worker's local ones in a row."""
+    replicas = input_context.num_replicas_in_sync
+    local = replicas // input_context.num_input_pipelines
+    worker = input_context.input_pipeline_id
+
+    def mine(a_index, b_index, step):
+        replica = (step % _SEED_STRIDE) // per_replica % replicas
+        return replica // local == worker
+
+    return mine
 
 
 def _augment(pixels: tf.Tensor, preprocessing: Preprocessing, seed: tf.Tensor, channels: int) -> tf.Tensor:

@@ -85,13 +85,7 @@ def export_generator(
     # What the file says it translates: the one asked for, else the generator's own, else A -> B.
     direction = direction or generator_direction(generator, None if generator is model else model) or "a_to_b"
     check_export_memory(generator, input_size)
-    channels = (generator.inputs[0].shape[-1], generator.outputs[0].shape[-1])
-    if channels != (3, 3):
-        raise UsageError(
-            f"Exported files take and give RGB photos, and this generator maps {channels[0]} channel(s) to "
-            f"{channels[1]} (--input-nc/--output-nc): translate with the .keras file instead "
-            "(`cyclegan-keras translate --model FILE.keras`, which converts photos to grayscale for it)."
-        )
+    _check_rgb(generator)
     integer = quantize in INTEGER_QUANTIZATIONS
     calibration = verification_photos(calibration_dir, input_size, count=16) if integer else ()
     photos = verification_photos(verify_dir, input_size)
@@ -111,3 +105,14 @@ def export_generator(
     settings = dataclasses.replace(settings, direction=direction)
     writer.export(generator, out, settings=settings, calibration=calibration, verify=verify)
     return results[0]
+
+
+def _check_rgb(generator: keras.Model) -> None:
+    """Refuses a generator of other channels than RGB: exported files take and give RGB photos."""
+    channels = (generator.inputs[0].shape[-1], generator.outputs[0].shape[-1])
+    if channels != (3, 3):
+        raise UsageError(
+            f"Exported files take and give RGB photos, and this generator maps {channels[0]} channel(s) to "
+            f"{channels[1]} (--input-nc/--output-nc): translate with the .keras file instead "
+            "(`cyclegan-keras translate --model FILE.keras`, which converts photos to grayscale for it)."
+        )

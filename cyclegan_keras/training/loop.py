@@ -384,6 +384,28 @@ def _training_data(strategy, splits: dict, config: TrainConfig, start: int):
     return dataset, made[0].steps_per_epoch
 
 
+def _chief_callbacks(config: TrainConfig, splits: dict, start: int) -> list:
+    """The callbacks that write the run's shared files (history, samples, scores, logs): one worker's."""
+    out = config.out
+    history_path = os.path.join(out, "history.csv")
+    _trim_history(history_path, start)
+    # TensorBoard's writers are TensorFlow's: logs/ comes with the TensorFlow backend only.
+    logs = os.path.join(out, "logs") if config.backend == "tensorflow" else None
+    samples = SampleImages(
+        _sample_images(splits.get("testA", splits["trainA"]), config, config.input_nc),
+        _sample_images(splits.get("testB", splits["trainB"]), config, config.output_nc),
+        os.path.join(out, "samples"),
+        every=config.sample_every,
+        log_dir=logs,
+    )
+    return [
+        *_evaluator(config, splits),  # after the checkpointer, whose NaN check its NaN gaps would trip
+        keras.callbacks.CSVLogger(history_path, append=start > 0),
+        samples,
+        *([keras.callbacks.TensorBoard(logs)] if logs else []),
+    ]
+
+
 def _run(
     config: TrainConfig, strategy, saves: str, resume: bool, verbose, extra_callbacks: list
 ) -> RunResult:
@@ -393,9 +415,7 @@ def _run(
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         make_deterministic(config.backend)
-    replicas = (
-        strategy.num_replicas_in_sync if strategy else 1
-    )  # train_dataset refuses a batch they do not divide
+    replicas = strategy.num_replicas_in_sync if strategy else 1  # train_dataset checks the batch splits
     splits = _domains(config)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_cyclegan(config)
@@ -419,23 +439,7 @@ def _run(
         checkpointer,  # before the CSV row, so a row never claims an epoch that has no checkpoint
     ]
     if chief:  # the run's other files come from one worker
-        history_path = os.path.join(out, "history.csv")
-        _trim_history(history_path, start)
-        # TensorBoard's writers are TensorFlow's: logs/ comes with the TensorFlow backend only.
-        logs = os.path.join(out, "logs") if config.backend == "tensorflow" else None
-        samples = SampleImages(
-            _sample_images(splits.get("testA", splits["trainA"]), config, config.input_nc),
-            _sample_images(splits.get("testB", splits["trainB"]), config, config.output_nc),
-            os.path.join(out, "samples"),
-            every=config.sample_every,
-            log_dir=logs,
-        )
-        callbacks += [
-            *_evaluator(config, splits),  # after the checkpointer, whose NaN check its NaN gaps would trip
-            keras.callbacks.CSVLogger(history_path, append=start > 0),
-            samples,
-            *([keras.callbacks.TensorBoard(logs)] if logs else []),
-        ]
+        callbacks += _chief_callbacks(config, splits, start)
     history = {}
     if start < config.total_epochs:
         with signals_between_steps():

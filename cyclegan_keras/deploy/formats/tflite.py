@@ -72,8 +72,6 @@ def export_tflite(
         UsageError: bad options; OutputExistsError: ``path`` (or ``<path>.json``) holds something
             else; RuntimeError: the model would need Flex or custom ops.
     """
-    import tensorflow as tf
-
     path = os.fspath(path)
     check_output_file(path, "tflite")
     check_output_file(path + ".json", "tflite_metadata")
@@ -89,34 +87,54 @@ def export_tflite(
             "int16x8 files take and give float32 (LiteRT's 16x8 mode has no 8-bit input or output): drop "
             "--uint8-io, or use --quantize int8 --uint8-io for an 8-bit integer-only file"
         )
-    # Sub-pixel convs: the same function, 8-14% faster files (float and int8, docs/benchmarks.md).
-    # LiteRT's 16x8 mode has no SPACE_TO_DEPTH or DEPTH_TO_SPACE.
-    if quantize != "int16x8":
-        generator = subpixel_convs(generator)
-    if integer:  # channels 100x apart break 16-bit norms too (19 dB; 40+ equalized, tested)
-        generator = equalize_channels(generator, calibration, "range" if quantize == "int8" else "spread")
-    if quantize == "int8":
-        generator = split_norms(generator, calibration, two_grids=not dynamic_size)
+    generator = _for_litert(generator, quantize, calibration, dynamic_size)
     # An integer file's uint8 ends are the converter's own (quantized input and output tensors); a
     # float file's are a cast inside the graph.
     graph_uint8 = uint8_io and not integer
     side = None if dynamic_size else input_size
+    flatbuffer = _convert(generator, quantize, calibration, side, graph_uint8, uint8_io)
+    with staged_file(path, "the LiteRT model") as staged:
+        with open(staged, "wb") as file:
+            file.write(flatbuffer)
+        check_builtin_ops(staged)
+    metadata = _metadata(direction, side, quantize, uint8_io)
+    if integer and uint8_io:
+        metadata["input"]["quantization"], metadata["output"]["quantization"] = _uint8_ends(path)
+    write_json(path + ".json", metadata, "the LiteRT metadata")
+    return path
+
+
+def _for_litert(generator: keras.Model, quantize: str | None, calibration, dynamic_size: bool) -> keras.Model:
+    """The generator rewritten for LiteRT's kernels: the same function in float, and the ranges that
+    quantize well."""
+    # Sub-pixel convs: the same function, faster files (docs/benchmarks.md). LiteRT's 16x8 mode has no
+    # SPACE_TO_DEPTH or DEPTH_TO_SPACE.
+    if quantize != "int16x8":
+        generator = subpixel_convs(generator)
+    if quantize in INTEGER_QUANTIZATIONS:  # channels 100x apart break 16-bit norms too (tested)
+        generator = equalize_channels(generator, calibration, "range" if quantize == "int8" else "spread")
+    if quantize == "int8":
+        generator = split_norms(generator, calibration, two_grids=not dynamic_size)
+    return generator
+
+
+def _convert(generator: keras.Model, quantize, calibration, side, graph_uint8: bool, uint8_io: bool) -> bytes:
+    """The LiteRT flatbuffer of the generator's serving function (input ``[1, side, side, 3]``)."""
+    import tensorflow as tf
+
     dtype = tf.uint8 if graph_uint8 else tf.float32
 
     def serve(images):
         x = tf_to_float(images) if graph_uint8 else images
-        y = padded_call(generator, x) if dynamic_size else tf.cast(generator(x, training=False), tf.float32)
+        y = padded_call(generator, x) if side is None else tf.cast(generator(x, training=False), tf.float32)
         return {"images": tf_to_uint8(y) if graph_uint8 else y}
 
     staging = tempfile.mkdtemp(prefix="cyclegan-tflite-")
     try:
         archive = keras.export.ExportArchive()
         archive.track(generator)
-        archive.add_endpoint(
-            "serving_default",
-            serve,
-            input_signature=[tf.TensorSpec([1, side, side, 3], dtype, name="images")],
-        )
+        spec = tf.TensorSpec([1, side, side, 3], dtype, name="images")
+        archive.add_endpoint("serving_default", serve, input_signature=[spec])
         archive.write_out(staging, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(staging)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -128,7 +146,7 @@ def export_tflite(
             converter.representative_dataset = _representative(calibration, graph_uint8)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             # The converter stops at its calibrated float model; its ranges are then replaced before
-            # quantizing (cyclegan_keras.deploy.calibration: +0.7 to +1.6 dB). Not public API: tested.
+            # quantizing (cyclegan_keras.deploy.calibration). Not public API: tested.
             converter._experimental_calibrate_only = True
         elif quantize == "int16x8":
             converter.representative_dataset = _representative(calibration, graph_uint8)
@@ -136,44 +154,33 @@ def export_tflite(
                 tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
             ]
         flatbuffer = converter.convert()
-        if quantize == "int8":
-            from tensorflow.lite.python.convert import mlir_quantize
-
-            ends = tf.uint8 if uint8_io else tf.float32
-            ranged = least_error_ranges(
-                flatbuffer,
-                (to_float(pixels)[None] for pixels in calibration),
-                saturated=two_grid_convs(generator),
-            )
-            flatbuffer = mlir_quantize(ranged, input_data_type=ends, output_data_type=ends)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    with staged_file(path, "the LiteRT model") as staged:
-        with open(staged, "wb") as file:
-            file.write(flatbuffer)
-        check_builtin_ops(staged)
-    metadata = {
-        "direction": direction,
-        "input": {
-            "name": "images",
-            "shape": [1, side or -1, side or -1, 3],
-            "dtype": "uint8" if uint8_io else "float32",
-            "range": [0, 255] if uint8_io else [-1.0, 1.0],
-            "layout": "NHWC, RGB",
-        },
-        "output": {
-            "name": "images",
-            "shape": [1, side or -1, side or -1, 3],
-            "dtype": "uint8" if uint8_io else "float32",
-            "range": [0, 255] if uint8_io else [-1.0, 1.0],
-        },
-        "quantization": quantize or "float32",
-        "dynamic_size": dynamic_size,
+    if quantize != "int8":
+        return flatbuffer
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    ends = tf.uint8 if uint8_io else tf.float32
+    inputs = (to_float(pixels)[None] for pixels in calibration)
+    ranged = least_error_ranges(flatbuffer, inputs, saturated=two_grid_convs(generator))
+    return mlir_quantize(ranged, input_data_type=ends, output_data_type=ends)
+
+
+def _metadata(direction: str, side: int | None, quantize: str | None, uint8_io: bool) -> dict:
+    """What a mobile developer reads beside the file: tensor names, shapes, dtypes and ranges."""
+    ends = {
+        "name": "images",
+        "shape": [1, side or -1, side or -1, 3],
+        "dtype": "uint8" if uint8_io else "float32",
+        "range": [0, 255] if uint8_io else [-1.0, 1.0],
     }
-    if integer and uint8_io:
-        metadata["input"]["quantization"], metadata["output"]["quantization"] = _uint8_ends(path)
-    write_json(path + ".json", metadata, "the LiteRT metadata")
-    return path
+    return {
+        "direction": direction,
+        "input": {**ends, "layout": "NHWC, RGB"},
+        "output": dict(ends),
+        "quantization": quantize or "float32",
+        "dynamic_size": side is None,
+    }
 
 
 def _uint8_ends(path: str) -> tuple[dict, dict]:

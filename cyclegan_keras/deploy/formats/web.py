@@ -150,6 +150,16 @@ def _install(staging: str, out: str, files: list[str]) -> None:
         os.replace(os.path.join(staging, name), os.path.join(out, name))
 
 
+def _copy_site(staging: str, runtime: str) -> None:
+    """The page's template and the LiteRT.js runtime, into the staging folder."""
+    template = resources.files("cyclegan_keras") / "assets" / "web"
+    for name in _TEMPLATE:
+        with (template / name).open("rb") as source, open(os.path.join(staging, name), "wb") as target:
+            shutil.copyfileobj(source, target)
+    shutil.copytree(runtime, os.path.join(staging, "litertjs"))
+    plain_permissions(os.path.join(staging, "litertjs"))  # a web server of another user reads it
+
+
 def export_web(
     generator,
     out: str | os.PathLike,
@@ -196,15 +206,7 @@ def export_web(
             parent = os.path.dirname(os.path.abspath(out))
             os.makedirs(parent, exist_ok=True)
             staging = staging_folder(parent, ".web-")
-            template = resources.files("cyclegan_keras") / "assets" / "web"
-            for name in _TEMPLATE:
-                with (
-                    (template / name).open("rb") as source,
-                    open(os.path.join(staging, name), "wb") as target,
-                ):
-                    shutil.copyfileobj(source, target)
-            shutil.copytree(runtime, os.path.join(staging, "litertjs"))
-            plain_permissions(os.path.join(staging, "litertjs"))  # a web server of another user reads it
+            _copy_site(staging, runtime)
             export_tflite(generator, os.path.join(staging, MODEL_FILE), quantize=quantize,
                           input_size=input_size, direction=direction, calibration=calibration)  # fmt: skip
             if verify is not None:
