@@ -19,22 +19,29 @@ needs and the photo's own border handling (reflection or zeros) only at the phot
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 from keras import ops
-from PIL import Image
 
 from cyclegan_keras.deploy.options import TILE_STATS
-from cyclegan_keras.errors import UsageError
-from cyclegan_keras.networks.layers import InstanceNormalization, ReflectionPadding2D
-from cyclegan_keras.run.outputs import write_failed
-from cyclegan_keras.system.hardware import resident_memory, size_text
+from cyclegan_keras.deploy.tile_arrays import Progress, TileArrays, thumbnail, to_pixels
+from cyclegan_keras.deploy.tile_geometry import (
+    CHAINABLE,
+    Op,
+    Region,
+    Stage,
+    TileError,
+    axes,
+    crop_region,
+    last_reads,
+    pad_axis,
+    union,
+    use_counts,
+)
+from cyclegan_keras.networks.layers import InstanceNormalization
+from cyclegan_keras.system.hardware import resident_memory
 
 # The thumbnail's size in thumbnail mode: statistics of about a megapixel (as URST, AAAI 2022).
 THUMBNAIL_PIXELS = 1024 * 1024
@@ -45,142 +52,6 @@ TILE_SIDES = (4096, 2048, 1024, 512, 256, 128)
 # a whole-photo call is dominated by the tensors it keeps.
 TILE_OVERHEAD = 5.0
 WHOLE_OVERHEAD = 1.1
-
-_POINTWISE = (
-    keras.layers.BatchNormalization,  # at inference, a per-channel scale and shift
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.Activation,
-    keras.layers.Dropout,
-    keras.layers.Add,
-    keras.layers.Subtract,
-    keras.layers.Multiply,
-    keras.layers.Average,
-    keras.layers.Maximum,
-    keras.layers.Minimum,
-    keras.layers.Concatenate,
-)
-# Pointwise layers of one input: a tensor they derive from a stored one costs nothing to recompute.
-_CHAINABLE = (
-    keras.layers.BatchNormalization,
-    keras.layers.ReLU,
-    keras.layers.LeakyReLU,
-    keras.layers.Activation,
-    keras.layers.Dropout,
-)
-
-Region = tuple[int, int, int, int]  # rows [y0, y1), columns [x0, x1)
-
-
-class _Axis:
-    """How one layer maps an interval of its output to the interval of its input it needs, on one axis."""
-
-    def __init__(self, kind: str, a: int = 0, b: int = 0, mode: str = "zero"):
-        self.kind, self.a, self.b, self.mode = kind, a, b, mode  # pad (before, after), crop, conv (k, s)
-
-    def size(self, n: int) -> int:
-        if self.kind == "pad":
-            return n + self.a + self.b
-        if self.kind == "crop":
-            return n - self.a - self.b
-        if self.kind == "conv":
-            return (n - self.a) // self.b + 1
-        if self.kind == "convt":
-            return (n - 1) * self.b + self.a
-        return n
-
-    def need(self, lo: int, hi: int, n: int) -> tuple[int, int]:
-        if self.kind == "pad":
-            index, valid = self.source_rows(lo, hi, n)
-            return (int(index[valid].min()), int(index[valid].max()) + 1) if valid.any() else (0, 1)
-        if self.kind == "crop":
-            return lo + self.a, hi + self.a
-        if self.kind == "conv":
-            return lo * self.b, (hi - 1) * self.b + self.a
-        if self.kind == "convt":
-            k, s = self.a, self.b
-            return max(0, -((k - 1 - lo) // s)), min(n - 1, (hi - 1) // s) + 1
-        return lo, hi
-
-    def source_rows(self, lo: int, hi: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """For a padding layer: the input row of each output row in [lo, hi), and which rows have one."""
-        index = np.arange(lo, hi) - self.a
-        if self.mode == "reflect":
-            index = np.abs(index)
-            index = np.where(index >= n, 2 * (n - 1) - index, index)
-            return index, np.ones(index.shape, bool)
-        return np.clip(index, 0, n - 1), (index >= 0) & (index < n)
-
-
-@dataclass
-class _Op:
-    layer: keras.layers.Layer
-    inputs: list[int]
-    output: int
-    rows: _Axis
-    cols: _Axis
-
-
-@dataclass
-class _Stage:
-    target: int
-    ops: list[_Op]
-    sources: list[int]
-
-
-class TileError(UsageError):
-    """A generator, tile or photo that tiled translation cannot take; the message says what to pass."""
-
-
-def _axes(layer) -> tuple[_Axis, _Axis]:
-    name = f"{layer.name!r} ({type(layer).__name__})"
-    if getattr(layer, "data_format", "channels_last") != "channels_last":
-        raise TileError(f"Tiled translation needs channels-last layers; {name} is not.")
-    if isinstance(layer, ReflectionPadding2D):
-        p = layer.padding
-        return _Axis("pad", p, p, "reflect"), _Axis("pad", p, p, "reflect")
-    if isinstance(layer, keras.layers.ZeroPadding2D):
-        (top, bottom), (left, right) = layer.padding
-        return _Axis("pad", top, bottom), _Axis("pad", left, right)
-    if isinstance(layer, keras.layers.Cropping2D):
-        (top, bottom), (left, right) = layer.cropping
-        return _Axis("crop", top, bottom), _Axis("crop", left, right)
-    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-        transposed = isinstance(layer, keras.layers.Conv2DTranspose)
-        if (
-            layer.padding != "valid"
-            or tuple(layer.dilation_rate) != (1, 1)
-            or (transposed and layer.output_padding is not None)
-        ):
-            raise TileError(f"Tiled translation needs 'valid' undilated convolutions; {name} is not.")
-        kind = "convt" if transposed else "conv"
-        (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
-        return _Axis(kind, kh, sh), _Axis(kind, kw, sw)
-    if isinstance(layer, (InstanceNormalization, *_POINTWISE)):
-        return _Axis("same"), _Axis("same")
-    raise TileError(f"Tiled translation cannot run layer {name}; translate this generator whole (no --tile).")
-
-
-def _union(a: Region | None, b: Region) -> Region:
-    return b if a is None else (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
-
-
-def _crop(value, have: Region, want: Region):
-    if have == want:
-        return value
-    return value[:, want[0] - have[0] : want[1] - have[0], want[2] - have[2] : want[3] - have[2], :]
-
-
-def _pad(value, axis: _Axis, lo: int, hi: int, n: int, have: tuple[int, int], dim: int):
-    index, valid = axis.source_rows(lo, hi, n)
-    if valid.all() and index[0] == have[0] and np.array_equal(index, np.arange(index[0], index[0] + hi - lo)):
-        return value  # no padding on this side of this tile: its rows are already the input's
-    value = ops.take(value, ops.convert_to_tensor(index - have[0], "int32"), axis=dim)
-    if not valid.all():
-        shape = [1, 1, 1, 1]
-        shape[dim] = len(valid)
-        value = value * ops.cast(ops.reshape(ops.convert_to_tensor(valid), shape), value.dtype)
-    return value
 
 
 class TiledGenerator:
@@ -202,7 +73,7 @@ class TiledGenerator:
         self.input = id(generator.inputs[0])
         self.output = id(generator.outputs[0])
         self.channels = {self.input: generator.inputs[0].shape[-1]}
-        self.ops: list[_Op] = []
+        self.ops: list[Op] = []
         for layer in generator.layers:
             if isinstance(layer, keras.layers.InputLayer):
                 continue
@@ -211,8 +82,8 @@ class TiledGenerator:
             except (AttributeError, ValueError) as error:  # a layer called more than once, a nested model
                 raise TileError(f"Tiled translation cannot run layer {layer.name!r}: {error}") from None
             inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-            rows, cols = _axes(layer)
-            self.ops.append(_Op(layer, [id(t) for t in inputs], id(output), rows, cols))
+            rows, cols = axes(layer)
+            self.ops.append(Op(layer, [id(t) for t in inputs], id(output), rows, cols))
             self.channels[id(output)] = output.shape[-1]
         self.producer = {op.output: op for op in self.ops}
         self.norm_inputs = {
@@ -255,14 +126,14 @@ class TiledGenerator:
         # Context each output pixel draws on, in input pixels: what one pixel in the middle of a large
         # photo needs from it when the whole network runs at once.
         side = 64 * self.multiple
-        stage = _Stage(self.output, self.ops, [self.input])
+        stage = Stage(self.output, self.ops, [self.input])
         needs, _ = self._needs(stage, (side // 2, side // 2 + 1) * 2, self.sizes(side, side))
         y0, y1, x0, x1 = needs[self.input]
         return max(side // 2 - y0, y1 - side // 2 - 1, side // 2 - x0, x1 - side // 2 - 1)
 
     # ----- plans --------------------------------------------------------------------------------------
 
-    def _stages(self, exact: bool) -> list[_Stage]:
+    def _stages(self, exact: bool) -> list[Stage]:
         """Exact: one stage per normalisation input (and per tensor two later stages read), in order.
         Otherwise one stage for the whole network."""
         cuts = {self.output}
@@ -285,12 +156,12 @@ class TiledGenerator:
         # Computed from a stored tensor by pointwise layers of one input: recomputing it is free.
         while tensor in self.producer and tensor not in cuts:
             op = self.producer[tensor]
-            if not isinstance(op.layer, (InstanceNormalization, *_CHAINABLE)):
+            if not isinstance(op.layer, (InstanceNormalization, *CHAINABLE)):
                 return False
             tensor = op.inputs[0]
         return True
 
-    def _stage(self, target: int, stored: set[int]) -> _Stage:
+    def _stage(self, target: int, stored: set[int]) -> Stage:
         wanted, ops, sources = {target}, [], set()
         for op in reversed(self.ops):
             if op.output not in wanted:
@@ -298,9 +169,9 @@ class TiledGenerator:
             ops.append(op)
             for i in op.inputs:
                 (sources if i in stored else wanted).add(i)
-        return _Stage(target, ops[::-1], sorted(sources))
+        return Stage(target, ops[::-1], sorted(sources))
 
-    def _needs(self, stage: _Stage, region: Region, sizes) -> tuple[dict[int, Region], dict[int, list]]:
+    def _needs(self, stage: Stage, region: Region, sizes) -> tuple[dict[int, Region], dict[int, list]]:
         needs: dict[int, Region] = {stage.target: region}
         per_op: dict[int, list[Region]] = {}
         for op in reversed(stage.ops):
@@ -310,7 +181,7 @@ class TiledGenerator:
                 h, w = sizes[i]
                 want = (*op.rows.need(y0, y1, h), *op.cols.need(x0, x1, w))
                 wants.append(want)
-                needs[i] = _union(needs.get(i), want)
+                needs[i] = union(needs.get(i), want)
             per_op[op.output] = wants
         return needs, per_op
 
@@ -325,14 +196,14 @@ class TiledGenerator:
             (y, min(y + step, h), x, min(x + step, w)) for y in range(0, h, step) for x in range(0, w, step)
         ]
 
-    def _stage_bytes(self, stage: _Stage, region: Region, sizes) -> int:
+    def _stage_bytes(self, stage: Stage, region: Region, sizes) -> int:
         # Peak bytes of one tile's tensors, freed after their last use as ``_run_tile`` frees them.
         needs, per_op = self._needs(stage, region, sizes)
 
         def nbytes(tensor: int, r: Region) -> int:
             return 4 * (r[1] - r[0]) * (r[3] - r[2]) * self.channels[tensor]
 
-        uses = _uses(stage)
+        uses = use_counts(stage)
         live = sum(nbytes(s, needs[s]) for s in stage.sources if s in needs)
         peak = live
         for op in stage.ops:
@@ -361,7 +232,7 @@ class TiledGenerator:
         sizes = self.sizes(height, width)
         tile_bytes, store_bytes, live = 0, 0, {}
         stages = self._stages(exact)
-        last = _last_reads(stages)
+        last = last_reads(stages)
         for index, stage in enumerate(stages):
             # The middle tile: one inside the photo needs context on every side, the most of any.
             h, w = sizes[stage.target]
@@ -428,7 +299,7 @@ class TiledGenerator:
         height, width = image.shape[:2]
         if height % self.multiple or width % self.multiple:
             raise TileError(f"Tiled translation needs sides that are multiples of {self.multiple}.")
-        thumb = None if exact else _thumbnail(image, self.multiple, thumbnail_pixels)
+        thumb = None if exact else thumbnail(image, self.multiple, thumbnail_pixels)
         if thumb is not None and thumb.shape == image.shape:
             exact, thumb = True, None  # the photo is its own thumbnail: its statistics are the exact ones
         stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -438,19 +309,19 @@ class TiledGenerator:
         if thumb is not None:
             thumb_sizes, thumb_stages = self.sizes(*thumb.shape[:2]), self._stages(True)
             total += sum(len(self._tiles(s.target, tile, thumb_sizes, thumb.shape[0])) for s in thumb_stages)
-        counter = _Progress(progress, total)
+        counter = Progress(progress, total)
         if thumb is not None:
             # The thumbnail's statistics, exactly: its arrays are small enough for memory.
-            with _Arrays(None, None) as arrays:
+            with TileArrays(None, None) as arrays:
                 self._run(thumb, thumb_stages, thumb_sizes, tile, stats, arrays, counter)
         plan = self.plan(height, width, tile, exact)
-        with _Arrays(memory, temp_dir, plan["store_bytes"]) as arrays:
+        with TileArrays(memory, temp_dir, plan["store_bytes"]) as arrays:
             return self._run(image, stages, sizes, tile, stats, arrays, counter)
 
-    def _run(self, image, stages, sizes, tile, stats, arrays: _Arrays, counter: _Progress) -> np.ndarray:
+    def _run(self, image, stages, sizes, tile, stats, arrays: TileArrays, counter: Progress) -> np.ndarray:
         height = image.shape[0]
         pixels = image.dtype == np.uint8
-        last = _last_reads(stages)
+        last = last_reads(stages)
         for index, stage in enumerate(stages):
             h, w = sizes[stage.target]
             final = stage.target == self.output
@@ -467,7 +338,7 @@ class TiledGenerator:
                     sums += (flat.sum(0), (flat * flat).sum(0))
                 y0, y1, x0, x1 = region
                 if final:
-                    out[y0:y1, x0:x1] = _to_pixels(value) if pixels else value
+                    out[y0:y1, x0:x1] = to_pixels(value) if pixels else value
                 else:
                     arrays.write(stage.target, region, value)
                 counter.step()
@@ -478,7 +349,7 @@ class TiledGenerator:
                 arrays.free(tensor)
         return out
 
-    def _run_tile(self, stage: _Stage, region: Region, sizes, image, arrays: _Arrays, stats):
+    def _run_tile(self, stage: Stage, region: Region, sizes, image, arrays: TileArrays, stats):
         needs, per_op = self._needs(stage, region, sizes)
         values = {}
         for source in stage.sources:
@@ -491,9 +362,9 @@ class TiledGenerator:
             else:
                 part = arrays.read(source, needs[source])
             values[source] = ops.convert_to_tensor(np.ascontiguousarray(part, np.float32)[None])
-        uses = _uses(stage)
+        uses = use_counts(stage)
         for op in stage.ops:
-            args = [_crop(values[i], needs[i], want) for i, want in zip(op.inputs, per_op[op.output])]
+            args = [crop_region(values[i], needs[i], want) for i, want in zip(op.inputs, per_op[op.output])]
             values[op.output] = self._apply(op, args, needs[op.output], per_op[op.output][0], sizes, stats)
             for i in op.inputs:
                 uses[i] -= 1
@@ -501,14 +372,14 @@ class TiledGenerator:
                     del values[i]
         return values[stage.target]
 
-    def _apply(self, op: _Op, args: list, region: Region, have: Region, sizes, stats):
+    def _apply(self, op: Op, args: list, region: Region, have: Region, sizes, stats):
         # ``have``: the region of the (first) input that ``args`` hold, for ``region`` of the output.
         layer = op.layer
         if op.rows.kind == "pad":
             h, w = sizes[op.inputs[0]]
             (value,) = args
-            value = _pad(value, op.rows, region[0], region[1], h, have[:2], 1)
-            return _pad(value, op.cols, region[2], region[3], w, have[2:], 2)
+            value = pad_axis(value, op.rows, region[0], region[1], h, have[:2], 1)
+            return pad_axis(value, op.cols, region[2], region[3], w, have[2:], 2)
         if isinstance(layer, InstanceNormalization):
             mean, variance = stats[op.inputs[0]]
             x = ops.cast(args[0], "float32")
@@ -526,112 +397,3 @@ class TiledGenerator:
             i0, j0 = have[0] * op.rows.b, have[2] * op.cols.b
             value = value[:, region[0] - i0 : region[1] - i0, region[2] - j0 : region[3] - j0, :]
         return value
-
-
-def _uses(stage: _Stage) -> dict[int, int]:
-    uses = {stage.target: 1}
-    for op in stage.ops:
-        for i in op.inputs:
-            uses[i] = uses.get(i, 0) + 1
-    return uses
-
-
-def _last_reads(stages: list[_Stage]) -> dict[int, int]:
-    last = {}
-    for index, stage in enumerate(stages):
-        for source in stage.sources:
-            last[source] = index
-    return last
-
-
-def _to_pixels(value: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint((np.nan_to_num(value) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def _thumbnail(image: np.ndarray, multiple: int, pixels: int) -> np.ndarray:
-    """The image scaled down to about ``pixels`` (never up), sides multiples of ``multiple``."""
-    height, width = image.shape[:2]
-    scale = min(1.0, math.sqrt(pixels / (height * width)))
-    size = tuple(max(multiple, round(s * scale / multiple) * multiple) for s in (width, height))
-    if size == (width, height):
-        return image
-    if image.dtype == np.uint8:
-        return np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC, reducing_gap=3.0))
-    planes = [
-        Image.fromarray(np.ascontiguousarray(image[..., c], np.float32)) for c in range(image.shape[-1])
-    ]
-    return np.stack([np.asarray(p.resize(size, Image.BICUBIC)) for p in planes], axis=-1)
-
-
-class _Progress:
-    def __init__(self, callback, total: int):
-        self.callback, self.total, self.done = callback, total, 0
-
-    def step(self) -> None:
-        self.done += 1
-        if self.callback:
-            self.callback(self.done, self.total)
-
-
-class _Arrays:
-    """Whole-photo float32 arrays by name: in memory while they fit ``memory`` bytes, else files in a
-    temporary folder (preallocated, so a full disk is an error at creation, not a crash on a later write),
-    mapped only while a tile is read or written so that they do not count as the process's memory. The
-    folder is removed on exit, whatever happened."""
-
-    def __init__(self, memory: int | None, temp_dir: str | None, needed: int = 0):
-        self.memory, self.temp_dir, self.needed = memory, temp_dir, needed
-        self.folder: str | None = None
-        self.arrays: dict[int, np.ndarray | tuple[str, tuple]] = {}
-
-    def __enter__(self) -> _Arrays:
-        if self.memory is not None and self.needed > self.memory:
-            parent = self.temp_dir or tempfile.gettempdir()
-            free = shutil.disk_usage(parent).free
-            if self.needed > free:
-                raise TileError(
-                    f"This photo needs {size_text(self.needed)} of temporary arrays and {parent!r} has "
-                    f"{size_text(free)} free: pass --tile-stats thumbnail (no temporary arrays), a larger "
-                    "--max-memory, or set TMPDIR to a larger disk."
-                )
-            self.folder = tempfile.mkdtemp(prefix="cyclegan-keras-tiles-", dir=parent)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.arrays.clear()
-        if self.folder:
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-    def names(self) -> list[int]:
-        return list(self.arrays)
-
-    def create(self, name: int, shape: tuple) -> None:
-        if not self.folder:
-            self.arrays[name] = np.empty(shape, np.float32)
-            return
-        path = os.path.join(self.folder, f"{name}.f32")
-        try:
-            with open(path, "wb") as file:
-                os.posix_fallocate(file.fileno(), 0, 4 * math.prod(shape))
-        except OSError as error:
-            raise write_failed(path, "a temporary array of the tiled translation", error) from error
-        self.arrays[name] = (path, shape)
-
-    def _map(self, name: int, mode: str) -> np.ndarray:
-        entry = self.arrays[name]
-        if isinstance(entry, np.ndarray):
-            return entry
-        return np.memmap(entry[0], np.float32, mode, shape=entry[1])
-
-    def read(self, name: int, region: Region) -> np.ndarray:
-        array = self._map(name, "r")
-        return np.array(array[region[0] : region[1], region[2] : region[3]])
-
-    def write(self, name: int, region: Region, value: np.ndarray) -> None:
-        array = self._map(name, "r+")
-        array[region[0] : region[1], region[2] : region[3]] = value
-
-    def free(self, name: int) -> None:
-        entry = self.arrays.pop(name)
-        if not isinstance(entry, np.ndarray):
-            os.remove(entry[0])
