@@ -76,13 +76,13 @@ class ExportOptions:
         Raises:
             UsageError: the first of those.
         """
-        entry = FORMATS.get(self.format)
+        entry = FORMATS.get(self.format)  # the registry's entries, also those registered at run time
         if entry is None:
             raise UsageError(f"format must be one of {', '.join(FORMATS)}; got {self.format!r}")
         hints = typing.get_type_hints(ExportOptions)
         for spec in declared(ExportOptions):
             value = getattr(self, spec.name)
-            if "choices" in spec.metadata or "minimum" in spec.metadata:
+            if spec.name != "format" and ("choices" in spec.metadata or "minimum" in spec.metadata):
                 check_setting(spec, value, hints[spec.name])
             formats = spec.metadata.get("formats")
             if formats and value not in (None, False) and self.format not in formats:

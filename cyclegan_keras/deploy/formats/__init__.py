@@ -42,6 +42,8 @@ class Format:
         options: the ``ExportOptions`` that apply to it only (``dynamic_size``, ...): they are refused
             with other formats.
         runs: whether ``load_runner`` runs its files (a web app's generator runs as its ``.tflite``).
+        module_name: its module, if it is not this package's module of its name (a format of a plugin
+            or a test).
     """
 
     name: str
@@ -50,10 +52,11 @@ class Format:
     quantizations: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
     runs: bool = True
+    module_name: str = ""
 
     def module(self) -> ModuleType:
         """The format's module (imported now: it may load TensorFlow or a runtime)."""
-        return importlib.import_module(f"{__name__}.{self.name}")
+        return importlib.import_module(self.module_name or f"{__name__}.{self.name}")
 
 
 FORMATS = {
