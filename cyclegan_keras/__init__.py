@@ -1,4 +1,5 @@
-"""CycleGAN (Zhu et al., 2017) in Keras 3 on TensorFlow: the official recipe with ``model.fit``.
+"""CycleGAN (Zhu et al., 2017) in Keras 3 on TensorFlow, JAX or PyTorch: the official recipe with
+``model.fit``, and generators deployed to SavedModel, LiteRT, ONNX and the web.
 
 The public API:
 
@@ -9,17 +10,18 @@ The public API:
   adversarial losses;
 - callbacks for ``model.fit``: ``LinearDecay``, ``LearningRatePolicy`` (every official ``--lr_policy``;
   ``policy_factor``), ``SampleImages``, ``Checkpointer``, ``EvaluateEvery``;
-- data: ``train_dataset``, ``Preprocessing``, ``tfds_images`` (more in ``cyclegan_keras.data.tf_data``);
+- data: ``train_dataset``, ``Preprocessing``, ``tfds_images`` (more in ``cyclegan_keras.data``);
 - whole runs: ``TrainConfig`` (``official_options_table``: its official options), ``train`` (what
   ``cyclegan-keras train`` does), ``find_run``, and
   ``run_lock`` and ``intact_checkpoint`` (one trainer per run folder; checkpoints that verify);
 - pretrained and official checkpoints: ``pretrained``, ``PRETRAINED``, ``load_official_weights``,
   ``load_official_generator``, ``read_state_dict``;
 - evaluation: ``frechet_distance``, ``kernel_inception_distance``, ``InceptionFeatures``, ``evaluate``;
-- deployment: ``export_generator``, ``load_translator`` (more in ``cyclegan_keras.deploy.export``).
+- deployment: ``export_generator``, ``load_translator`` (more in ``cyclegan_keras.deploy``).
 
 Names are imported on first use (PEP 562), so ``import cyclegan_keras`` and the command line's help
-do not load TensorFlow.
+do not load TensorFlow. The subpackages are the rooms of the code (``docs/ARCHITECTURE.md``):
+``networks``, ``training``, ``data``, ``run``, ``deploy``, ``evaluation``, ``system`` and ``cli``.
 """
 
 from __future__ import annotations

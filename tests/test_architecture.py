@@ -107,6 +107,36 @@ def test_a_generator_architecture_is_one_registry_entry(monkeypatch):
         generator("resnet_3blocks")
 
 
+def test_the_names_the_docs_show_exist():
+    """Every ``cyclegan_keras.<module>.<name>`` in the README, the docs and the notebooks resolves."""
+    import importlib
+    import re
+
+    texts = [REPO / "README.md", *(REPO / "docs").glob("*.md"), *(REPO / "notebooks").glob("*.ipynb")]
+    shown = {m for path in texts for m in re.findall(r"cyclegan_keras(?:\.[A-Za-z_]\w*)+", path.read_text())}
+    shown |= {
+        f"{module}.{name.strip()}"
+        for path in texts
+        for module, names in re.findall(r"from (cyclegan_keras[\w.]*) import ([\w, ]+)", path.read_text())
+        for name in names.split(",")
+        if name.strip()
+    }
+    missing = []
+    for dotted in sorted(shown):
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                value = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attribute in parts[cut:]:
+                value = getattr(value, attribute, None)
+            if value is None:
+                missing.append(dotted)
+            break
+    assert not missing, missing
+
+
 def _modules() -> dict[str, pathlib.Path]:
     found = {}
     for path in PACKAGE.rglob("*.py"):
