@@ -16,6 +16,8 @@ import traceback
 import keras
 import numpy as np
 
+from tests.pool_images import distinct_images, ids
+
 LOSS_NAMES = {  # ours -> the official log's
     "adv_ab": "G_A",
     "adv_ba": "G_B",
@@ -81,31 +83,20 @@ def one_step_against_official() -> dict:
     return {"losses": losses, "gaps": gaps}
 
 
-def _distinct(n, start=0):
-    # Image i is filled with the value i, so returned images identify themselves.
-    return np.arange(start, start + n, dtype="float32")[:, None, None, None] * np.ones(
-        (1, 2, 2, 1), "float32"
-    )
-
-
-def _ids(images):
-    return [int(v) for v in keras.ops.convert_to_numpy(images)[:, 0, 0, 0]]
-
-
 def pool_behaviour(steps: int = 100) -> dict:
     """The official pool, size 4: what it returns while filling, and how often it swaps once full."""
     from cyclegan_keras import ImagePool
 
     pool = ImagePool(size=4, seed=1)
-    filling = _ids(pool(_distinct(3))) + _ids(pool(_distinct(1, start=3)))
-    stored = sorted(_ids(pool.images))
+    filling = ids(pool(distinct_images(3))) + ids(pool(distinct_images(1, start=3)))
+    stored = sorted(ids(pool.images))
     swaps = returned_stored = 0
     for step in range(steps):
-        before = set(_ids(pool.images))
-        (returned,) = _ids(pool(_distinct(1, start=100 + step)))
+        before = set(ids(pool.images))
+        (returned,) = ids(pool(distinct_images(1, start=100 + step)))
         if returned != 100 + step:
             swaps += 1
-            returned_stored += returned in before and 100 + step in _ids(pool.images)
+            returned_stored += returned in before and 100 + step in ids(pool.images)
     return {"filling": filling, "stored": stored, "swaps": swaps, "returned_stored": returned_stored}
 
 

@@ -14,31 +14,21 @@ from cyclegan_keras import (
     LinearDecay,
     linear_decay_factor,
 )
-
-
-def _distinct_images(n, start=0):
-    # Image i is filled with the value i, so returned images identify themselves.
-    return np.arange(start, start + n, dtype="float32")[:, None, None, None] * np.ones(
-        (1, 2, 2, 1), "float32"
-    )
-
-
-def _ids(images):
-    return [int(v) for v in keras.ops.convert_to_numpy(images)[:, 0, 0, 0]]
+from tests.pool_images import distinct_images, ids
 
 
 def test_pool_returns_new_images_until_full_then_swaps_half():
     pool = ImagePool(size=4, seed=1)
-    assert _ids(pool(_distinct_images(3))) == [0, 1, 2]
-    assert _ids(pool(_distinct_images(1, start=3))) == [3]
-    assert sorted(_ids(pool.images)) == [0, 1, 2, 3]
+    assert ids(pool(distinct_images(3))) == [0, 1, 2]
+    assert ids(pool(distinct_images(1, start=3))) == [3]
+    assert sorted(ids(pool.images)) == [0, 1, 2, 3]
 
     swaps = 0
     for step in range(200):
         new = 100 + step
-        stored_before = set(_ids(pool.images))
-        (returned,) = _ids(pool(_distinct_images(1, start=new)))
-        stored_after = set(_ids(pool.images))
+        stored_before = set(ids(pool.images))
+        (returned,) = ids(pool(distinct_images(1, start=new)))
+        stored_after = set(ids(pool.images))
         if returned == new:
             assert stored_after == stored_before  # kept: the pool is unchanged
         else:
@@ -51,10 +41,10 @@ def test_pool_returns_new_images_until_full_then_swaps_half():
 def test_pool_in_a_tf_function_and_size_zero():
     pool = ImagePool(size=2, seed=0)
     step = tf.function(lambda x: pool(x))
-    assert _ids(step(_distinct_images(3)))[:2] == [0, 1]
+    assert ids(step(distinct_images(3)))[:2] == [0, 1]
     assert int(pool.count.numpy()) == 2
     off = ImagePool(size=0)
-    assert _ids(off(_distinct_images(2))) == [0, 1]
+    assert ids(off(distinct_images(2))) == [0, 1]
     with pytest.raises(ValueError, match="fixed size"):
         ImagePool(size=2).build((None, None, None, 3))
 

@@ -232,8 +232,7 @@ def test_help_does_not_import_tensorflow():
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
+    _runs_cleanly(code)
 
 
 def test_deploy_and_evaluation_import_nothing_of_training_runs_or_the_cli():
@@ -244,6 +243,10 @@ def test_deploy_and_evaluation_import_nothing_of_training_runs_or_the_cli():
         "bad = [m for m in higher if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
+    _runs_cleanly(code)
+
+
+def _runs_cleanly(code: str) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
 

@@ -33,11 +33,11 @@ _NARROWEST = 1e-3
 TARGETS = ("range", "spread")
 # A norm is split (``split_norms``) where, in the median photo and channel, values beyond TAIL standard
 # deviations hold more than HEAVY of the variance: a normal distribution has ~1e-8 there, a trained
-# generator's last up-sampling norm 54%, its other norms 0-5% (docs/benchmarks.md).
+# generator's last up-sampling norm far more (measured in docs/benchmarks.md).
 TAIL = 6.0
 HEAVY = 0.01
-# Heavy-tailed norms whose tails hold more than this share get two grids (``split_norms``): +3.7 dB on a
-# trained generator (its last up-sampling norm: 54%) for a doubled conv's time (docs/benchmarks.md).
+# Heavy-tailed norms whose tails hold more than this share get two grids (``split_norms``): a gain in
+# PSNR for a doubled conv's time (docs/benchmarks.md).
 TWO_GRID = 0.2
 # Photos run through the generator at once while measuring ranges: bounds memory at full size.
 _BATCH = 4

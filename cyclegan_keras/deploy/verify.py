@@ -19,7 +19,7 @@ FP32_MAX_ABS = 1e-4  # [-1, 1] scale
 UINT8_WITHIN_ONE = 0.999
 FLOAT16_MIN_PSNR = 45.0
 # PSNR floors (dB against the Keras model on real photos) of the integer files: under them a file is
-# broken, not merely coarse (a trained ResNet-6 gives 27 dB in int8 and 54 dB in int16x8 here).
+# broken, not merely coarse (what trained generators reach: docs/benchmarks.md).
 INTEGER_MIN_PSNR = {"int8": 22.0, "int16x8": 40.0}
 
 

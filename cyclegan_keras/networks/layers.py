@@ -97,7 +97,7 @@ class InstanceNormalization(keras.layers.Layer):
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
         # The centred values times themselves, not ops.square(x - mean): that converts to LiteRT's
-        # SQUARED_DIFFERENCE, which XNNPACK does not run in int8 (10x slower quantized norms).
+        # SQUARED_DIFFERENCE, which XNNPACK does not run in int8 (far slower quantized norms).
         centred = x - self._mean(x)
         epsilon = self.epsilon if isinstance(self.epsilon, float) else np.asarray(self.epsilon, np.float32)
         x = centred * ops.rsqrt(self._mean(centred * centred) + epsilon)

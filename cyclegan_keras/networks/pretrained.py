@@ -36,42 +36,29 @@ class PretrainedGenerator:
 
 
 PRETRAINED = {
-    entry.name: entry
-    for entry in (
-        PretrainedGenerator("apple2orange", "apple photo", "orange", "apple2orange"),
-        PretrainedGenerator("orange2apple", "orange photo", "apple", "apple2orange"),
-        PretrainedGenerator(
-            "summer2winter_yosemite", "Yosemite in summer", "winter", "summer2winter_yosemite"
-        ),
-        PretrainedGenerator(
-            "winter2summer_yosemite", "Yosemite in winter", "summer", "summer2winter_yosemite"
-        ),
-        PretrainedGenerator("horse2zebra", "horse photo", "zebra", "horse2zebra"),
-        PretrainedGenerator("zebra2horse", "zebra photo", "horse", "horse2zebra"),
-        PretrainedGenerator("monet2photo", "Monet painting", "photo", "monet2photo"),
-        PretrainedGenerator("style_monet", "photo", "painting in Monet's style", "monet2photo"),
-        PretrainedGenerator("style_cezanne", "photo", "painting in Cezanne's style", "cezanne2photo"),
-        PretrainedGenerator("style_ukiyoe", "photo", "Ukiyo-e print style", "ukiyoe2photo"),
-        PretrainedGenerator("style_vangogh", "photo", "painting in Van Gogh's style", "vangogh2photo"),
-        PretrainedGenerator("sat2map", "satellite photo", "Google map", "maps"),
-        PretrainedGenerator("map2sat", "Google map", "satellite photo", "maps"),
-        PretrainedGenerator(
-            "cityscapes_photo2label", "street photo", "Cityscapes label colours", "cityscapes"
-        ),
-        PretrainedGenerator(
-            "cityscapes_label2photo", "Cityscapes label colours", "street photo", "cityscapes"
-        ),
-        PretrainedGenerator(
-            "facades_photo2label", "building facade photo", "facade label colours", "facades"
-        ),
-        PretrainedGenerator(
-            "facades_label2photo", "facade label colours", "building facade photo", "facades"
-        ),
-        PretrainedGenerator(
-            "iphone2dslr_flower", "iPhone flower photo", "DSLR look (shallow focus)", "iphone2dslr_flower"
-        ),  # fmt: skip
+    name: PretrainedGenerator(name, source, target, dataset)
+    for name, source, target, dataset in (
+        # name, what it translates, into what, the dataset it was trained on
+        ("apple2orange", "apple photo", "orange", "apple2orange"),
+        ("orange2apple", "orange photo", "apple", "apple2orange"),
+        ("summer2winter_yosemite", "Yosemite in summer", "winter", "summer2winter_yosemite"),
+        ("winter2summer_yosemite", "Yosemite in winter", "summer", "summer2winter_yosemite"),
+        ("horse2zebra", "horse photo", "zebra", "horse2zebra"),
+        ("zebra2horse", "zebra photo", "horse", "horse2zebra"),
+        ("monet2photo", "Monet painting", "photo", "monet2photo"),
+        ("style_monet", "photo", "painting in Monet's style", "monet2photo"),
+        ("style_cezanne", "photo", "painting in Cezanne's style", "cezanne2photo"),
+        ("style_ukiyoe", "photo", "Ukiyo-e print style", "ukiyoe2photo"),
+        ("style_vangogh", "photo", "painting in Van Gogh's style", "vangogh2photo"),
+        ("sat2map", "satellite photo", "Google map", "maps"),
+        ("map2sat", "Google map", "satellite photo", "maps"),
+        ("cityscapes_photo2label", "street photo", "Cityscapes label colours", "cityscapes"),
+        ("cityscapes_label2photo", "Cityscapes label colours", "street photo", "cityscapes"),
+        ("facades_photo2label", "building facade photo", "facade label colours", "facades"),
+        ("facades_label2photo", "facade label colours", "building facade photo", "facades"),
+        ("iphone2dslr_flower", "iPhone flower photo", "DSLR look (shallow focus)", "iphone2dslr_flower"),
     )
-}
+}  # fmt: skip
 
 
 def check_name(name: str) -> PretrainedGenerator:

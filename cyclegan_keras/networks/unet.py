@@ -1,10 +1,7 @@
 """The official U-Net generator (``unet_256``, ``unet_128``).
 
-Layer for layer the same as the official PyTorch code, channels-last. Where Keras' ``"same"``
-padding would put the extra pixel on the other side, padding is explicit (``ZeroPadding2D`` or
-``ReflectionPadding2D`` then a ``"valid"`` conv), and transposed convs are ``"valid"`` then cropped,
-so that official weights give official outputs. Layer names are stable: ``official_keys`` maps them to
-the PyTorch state-dict keys.
+Layer for layer the official PyTorch code (see ``cyclegan_keras.networks``); ``official_keys`` maps
+its layers to the official state-dict keys, ``from_official`` reads the architecture from them.
 """
 
 from __future__ import annotations

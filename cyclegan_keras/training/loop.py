@@ -121,7 +121,7 @@ def build_cyclegan(config: TrainConfig) -> CycleGAN:
     model.compile(
         generator_optimizer=official_adam(config.lr, config.beta1),
         discriminator_optimizer=official_adam(config.lr, config.beta1),
-        # JAX runs a step uncompiled, op by op, unless it is jitted: 50x slower.
+        # JAX runs a step uncompiled, op by op, unless it is jitted (docs/benchmarks.md).
         jit_compile=config.jit_compile or keras.backend.backend() == "jax",
         steps_per_execution=config.steps_per_execution,
     )
