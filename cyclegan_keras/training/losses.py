@@ -14,6 +14,7 @@ from keras import ops
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.options import check_choice
 from cyclegan_keras.training.config import GAN_MODES
+from cyclegan_keras.training.steps import backend_steps
 
 GRADIENT_PENALTY_WEIGHT = 10.0
 
@@ -79,30 +80,13 @@ def gradient_penalty(
     real = ops.cast(real, "float32")
     alpha = keras.random.uniform((ops.shape(real)[0], 1, 1, 1), seed=seed)
     mixed = alpha * real + (1.0 - alpha) * ops.cast(fake, "float32")
-    grads = _input_gradient(lambda x: ops.sum(ops.cast(discriminator(x, training=True), "float32")), mixed)
+
+    def scores(x):
+        return ops.sum(ops.cast(discriminator(x, training=True), "float32"))
+
+    grads = backend_steps().input_gradient(scores, mixed)
     norms = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + 1e-16)
     return weight * ops.mean(ops.square(norms - 1.0))
-
-
-def _input_gradient(function: Callable, x):
-    """The gradient of the scalar ``function(x)`` with respect to ``x``, kept differentiable (the penalty
-    itself is trained through)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return jax.grad(function)(x)
-    if backend == "torch":
-        import torch
-
-        x = x.detach().requires_grad_(True)
-        return torch.autograd.grad(function(x), x, create_graph=True)[0]
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        value = function(x)
-    return tape.gradient(value, x)
 
 
 def _cross_entropy(logits, target: float):

@@ -129,3 +129,9 @@ class _StatelessValues:
             *zip(self._optimizer_refs, self.optimizer),
         ]
         return keras.StatelessScope(state_mapping=mapping)
+
+
+def input_gradient(function, x):
+    """The gradient of the scalar ``function(x)`` with respect to ``x``, kept differentiable (a
+    gradient penalty is itself trained through)."""
+    return jax.grad(function)(x)

@@ -56,3 +56,12 @@ def _per_worker(logs: dict) -> dict:
     # Keras 3 averages the workers' logs along axis 0, which a scalar lacks (keras-team/keras via
     # tensorflow/tensorflow#72388); every replica logs the same global mean anyway.
     return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+
+def input_gradient(function, x):
+    """The gradient of the scalar ``function(x)`` with respect to ``x``, kept differentiable (a
+    gradient penalty is itself trained through)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = function(x)
+    return tape.gradient(value, x)

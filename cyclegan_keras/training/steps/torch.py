@@ -68,3 +68,10 @@ def foreach_adam_update(optimizer, grads, trainable_variables, learning_rate) ->
         updates = torch._foreach_div(m, denominators)
         torch._foreach_mul_(updates, lr / correction_1)
         torch._foreach_sub_(variables, updates)
+
+
+def input_gradient(function, x):
+    """The gradient of the scalar ``function(x)`` with respect to ``x``, kept differentiable (a
+    gradient penalty is itself trained through)."""
+    x = x.detach().requires_grad_(True)
+    return torch.autograd.grad(function(x), x, create_graph=True)[0]
