@@ -208,6 +208,27 @@ def tiled_translation(work: str) -> float:
     )
 
 
+def compiled_inference(work: str) -> dict:
+    """The largest differences between the runner's compiled whole-photo call (``deploy.forward``) and
+    an eager call of the same generator (a ResNet and a U-Net), and between it and TensorFlow's outputs
+    of ``work/generator.keras``."""
+    from cyclegan_keras import resnet_generator, unet_generator
+    from cyclegan_keras.deploy.runners import KerasRunner
+
+    gaps = {}
+    for name, generator, shape in (
+        ("resnet", resnet_generator(2, ngf=4), (2, 28, 36, 3)),
+        ("unet", unet_generator(5, ngf=4), (1, 64, 96, 3)),
+    ):
+        images = _images(11, shape)
+        eager = keras.ops.convert_to_numpy(generator(images, training=False))
+        gaps[name] = float(np.max(np.abs(KerasRunner(generator).run_float(images) - eager)))
+    saved = np.load(os.path.join(work, "generator.npz"))
+    runner = KerasRunner(keras.models.load_model(os.path.join(work, "generator.keras"), safe_mode=True))
+    gaps["from_tensorflow"] = float(np.max(np.abs(runner.run_float(saved["inputs"]) - saved["outputs"])))
+    return gaps
+
+
 def few_step_run(work: str, data_dir: str) -> dict:
     """A two-epoch run through the command line (the Python input pipeline, sample grids, checkpoints)."""
     from cyclegan_keras.cli import main
@@ -265,6 +286,7 @@ def run_checks(work: str, data_dir: str) -> dict:
         "keras_file": lambda: keras_file_from_tensorflow(work),
         "tiled": lambda: tiled_translation(work),
         "translation_size": translation_size,
+        "compiled_inference": lambda: compiled_inference(work),
     }
     if keras.backend.backend() == "torch":
         checks["bfloat16_reference_path"] = bfloat16_without_onednn

@@ -119,6 +119,12 @@ def test_a_keras_file_saved_on_tensorflow_computes_the_same_on_the_other_backend
     assert found(other, "keras_file") < 1e-5
 
 
+def test_compiled_inference_computes_what_an_eager_call_does_on_the_other_backend(other):
+    # jax.jit of the stateless call on JAX, layer by layer under inference_mode on PyTorch.
+    gaps = found(other, "compiled_inference")
+    assert set(gaps) == {"resnet", "unet", "from_tensorflow"} and max(gaps.values()) < 1e-5, gaps
+
+
 def test_predict_and_translate_keep_the_images_size_on_the_other_backend(other):
     # predict of a model not built yet too: JAX's predict runs statelessly, where no pool can be made.
     assert found(other, "translation_size") == {"predict": [2, 30, 34, 3], "translate": [2, 30, 34, 3]}

@@ -450,7 +450,7 @@ def test_int16x8_refuses_uint8_ends_and_the_web(generator, tmp_path):
         export_generator(
             path, "tflite", tmp_path / "x.tflite", quantize="int16x8", uint8_io=True, verbose=False
         )
-    with pytest.raises(ValueError, match="the web app takes int8"):
+    with pytest.raises(ValueError, match="int16x8 is not for --format web: it takes float16, dynamic, int8"):
         export_generator(path, "web", tmp_path / "site", quantize="int16x8", verbose=False)
     assert not os.listdir(tmp_path)
 

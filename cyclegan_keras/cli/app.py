@@ -107,11 +107,14 @@ def _quiet_tensorflow(args: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.command == "serve" or (args.command == "pretrained" and not args.name):
         return
-    if args.command == "train":
+    if args.command in ("train", "translate"):
         use_backend(args)
         from cyclegan_keras.training.backends import active_backend
 
-        if active_backend() != "tensorflow" and getattr(args, "input_pipeline", "auto") != "tf_data":
+        # JAX and PyTorch need no TensorFlow: to train from the Python pipeline, or to translate (a
+        # SavedModel's runner imports TensorFlow itself).
+        needs_tensorflow = args.command == "train" and getattr(args, "input_pipeline", "auto") == "tf_data"
+        if active_backend() != "tensorflow" and not needs_tensorflow:
             return
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
         return

@@ -77,7 +77,7 @@ def use_backend(args: argparse.Namespace) -> None:
     if getattr(args, "backend", None) is None and os.environ.get("KERAS_BACKEND"):
         args.backend = os.environ["KERAS_BACKEND"]
     backend = getattr(args, "backend", None)
-    if backend is None and args.resume:
+    if backend is None and getattr(args, "resume", False):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             with open(os.path.join(getattr(args, "out", DEFAULTS.out), "config.json")) as file:
                 backend = json.load(file).get("backend")
@@ -102,6 +102,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
+    use_backend(args)
     from cyclegan_keras.deploy.runners import load_runner
     from cyclegan_keras.deploy.translate import translate_files
     from cyclegan_keras.run.distributed import stop_on_sigterm

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from cyclegan_keras.deploy.formats import FORMATS, QUANTIZATIONS
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.options import check_setting, declared, option
+from cyclegan_keras.training.config import BACKENDS
 
 # Instance-norm statistics of photos translated in tiles (``cyclegan_keras.deploy.tiling``).
 TILE_STATS = ("exact", "thumbnail")
@@ -43,6 +44,9 @@ class TranslateOptions:
                                     "whole photo's, equal to the whole-photo result, stage by stage) or "
                                     "thumbnail (a 1 MP copy's; one pass, faster)",
                                     choices=TILE_STATS)  # fmt: skip
+    backend: str | None = option(None, "the Keras backend that runs .keras, .pth and pretrained generators "
+                                 "(default: $KERAS_BACKEND, else tensorflow); exported files keep their own "
+                                 "runtimes", choices=BACKENDS)  # fmt: skip
     max_memory: str | None = option(None, "memory budget, e.g. 3G: larger photos go in tiles, and exact mode "
                                     "keeps its whole-photo arrays on disk (TMPDIR) beyond it (default: half "
                                     "the memory available)", metavar="SIZE")  # fmt: skip

@@ -17,6 +17,7 @@ from PIL import Image
 
 from cyclegan_keras.data.images import MULTIPLE, pad_to_multiple, to_channels, to_float, to_uint8
 from cyclegan_keras.deploy.formats import FILE_SUFFIXES, format_of
+from cyclegan_keras.deploy.forward import inference_call
 from cyclegan_keras.deploy.generators import load_generator, model_path
 from cyclegan_keras.deploy.options import TILE_STATS
 from cyclegan_keras.deploy.tiling import TILE_SIDES, TiledGenerator, TileError
@@ -71,8 +72,9 @@ class Runner:
 class KerasRunner(Runner):
     """A Keras generator (the reference the exported files are checked against).
 
-    Photos go through whole while that fits the memory budget, and in tiles with whole-photo
-    instance-norm statistics beyond it (``cyclegan_keras.deploy.tiling``).
+    Photos go through whole, in one compiled call that holds only the tensors it still needs
+    (``cyclegan_keras.deploy.forward``), while that fits the memory budget, and in tiles with
+    whole-photo instance-norm statistics beyond it (``cyclegan_keras.deploy.tiling``).
 
     Args:
         generator: a Keras generator.
@@ -105,11 +107,14 @@ class KerasRunner(Runner):
                 raise
             self.tiled = None  # a generator of other layers: whole photos only, as before
         self.multiple = self.tiled.multiple if self.tiled else MULTIPLE
+        self._forward = None
         if tile is not None:
             self.tiled.check_tile(tile, exact=tile_stats != "thumbnail")
 
     def run_float(self, batch: np.ndarray) -> np.ndarray:
-        return keras.ops.convert_to_numpy(self.generator(batch, training=False)).astype(np.float32)
+        if self._forward is None:  # compiled on first use, once per runner
+            self._forward = inference_call(self.generator, self.tiled)
+        return self._forward(batch)
 
     def translate(self, pixels: np.ndarray) -> np.ndarray:
         padded, (height, width) = pad_to_multiple(pixels, self.multiple)

@@ -47,11 +47,11 @@ from cyclegan_keras.system.hardware import resident_memory
 THUMBNAIL_PIXELS = 1024 * 1024
 # Candidate tile sides when the tile is chosen for a memory budget, largest first.
 TILE_SIDES = (4096, 2048, 1024, 512, 256, 128)
-# Peak memory over the bytes of the tensors alive at once (measured: bench/large_photos.py): a tile's
-# work also holds the convolutions' working memory and the temporaries of padding and normalisation;
-# a whole-photo call is dominated by the tensors it keeps.
+# Peak memory over the bytes of the tensors alive at once (measured: bench/large_photos.py,
+# docs/benchmarks.md): the convolutions' working memory and the temporaries of padding and
+# normalisation come on top, more so in a tile's many small calls than in one whole-photo call.
 TILE_OVERHEAD = 5.0
-WHOLE_OVERHEAD = 1.1
+WHOLE_OVERHEAD = 2.5
 
 
 class TiledGenerator:
@@ -198,30 +198,35 @@ class TiledGenerator:
 
     def _stage_bytes(self, stage: Stage, region: Region, sizes) -> int:
         # Peak bytes of one tile's tensors, freed after their last use as ``_run_tile`` frees them.
-        needs, per_op = self._needs(stage, region, sizes)
+        return int(self._live_peak(stage, self._needs(stage, region, sizes)[0]) * TILE_OVERHEAD)
 
-        def nbytes(tensor: int, r: Region) -> int:
+    def _live_peak(self, stage: Stage, needs: dict[int, Region]) -> int:
+        """The most bytes of the stage's tensors alive at once, each freed after its last reader."""
+
+        def nbytes(tensor: int) -> int:
+            r = needs[tensor]
             return 4 * (r[1] - r[0]) * (r[3] - r[2]) * self.channels[tensor]
 
         uses = use_counts(stage)
-        live = sum(nbytes(s, needs[s]) for s in stage.sources if s in needs)
+        live = sum(nbytes(s) for s in stage.sources if s in needs)
         peak = live
         for op in stage.ops:
-            out = nbytes(op.output, needs[op.output])
+            out = nbytes(op.output)
             peak = max(peak, live + out)
             live += out
             for i in op.inputs:
                 uses[i] -= 1
                 if not uses[i]:
-                    live -= nbytes(i, needs[i])
-        return int(peak * TILE_OVERHEAD)
+                    live -= nbytes(i)
+        return peak
 
     def whole_bytes(self, height: int, width: int) -> int:
-        """Memory a plain call of the generator takes on a photo of this size: a Keras functional model
-        keeps every intermediate tensor until the call ends."""
+        """Memory the generator takes on a photo of this size whole, as ``cyclegan_keras.deploy.forward``
+        runs it: the tensors alive at once, each freed after its last reader, with the convolutions'
+        working memory (``WHOLE_OVERHEAD``)."""
         sizes = self.sizes(height, width)
-        total = sum(4 * h * w * self.channels[t] for t, (h, w) in sizes.items())
-        return int(total * WHOLE_OVERHEAD)
+        needs = {tensor: (0, h, 0, w) for tensor, (h, w) in sizes.items()}
+        return int(self._live_peak(Stage(self.output, self.ops, [self.input]), needs) * WHOLE_OVERHEAD)
 
     def plan(self, height: int, width: int, tile: int, exact: bool) -> dict:
         """Memory a tiled translation takes: ``tile_bytes`` for the tensors of the largest tile's work,
