@@ -86,3 +86,47 @@ def test_translate_runs_on_jax_and_pytorch_without_tensorflow(backend, tiny_gene
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), reference)
+
+
+def test_a_folder_in_batches_gives_the_files_one_by_one_gives(tiny_generator_file, tmp_path, capsys):
+    """Photos of one size go through together (decoded ahead, written behind); mixed sizes and an
+    unreadable file still work; the pixels are those of translating each alone."""
+    from cyclegan_keras.cli import main
+    from cyclegan_keras.deploy.runners import load_runner
+    from cyclegan_keras.deploy.translate import translate_files
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(2)
+    for i, shape in enumerate([(40, 52), (40, 52), (40, 52), (36, 20), (40, 52), (40, 52)]):
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    (photos / "9.png").write_text("not an image")
+    runner = load_runner(tiny_generator_file)
+    calls = []
+    run_uint8 = runner.run_uint8
+    runner.run_uint8 = lambda batch: calls.append(len(batch)) or run_uint8(batch)
+    with pytest.warns(UserWarning, match="9.png"):
+        batched = translate_files(runner, [str(photos)], tmp_path / "batched", batch_size=2)
+    assert calls == [2, 1, 1, 2] and len(batched) == 6 and len(batched.skipped) == 1
+    # A batch's convolutions may sum in another order: the same floats to 1e-5, pixels to one level.
+    for path in batched:
+        alone = load_runner(tiny_generator_file)(np.asarray(Image.open(photos / os.path.basename(path))))
+        assert np.abs(np.asarray(Image.open(path)).astype(int) - alone).max() <= 1
+    same = [np.asarray(Image.open(photos / f"{i}.png")) for i in (0, 1)]
+    floats = np.stack([p.astype("float32") / 127.5 - 1 for p in same])
+    alone = np.concatenate([runner.run_float(x[None]) for x in floats])
+    assert np.abs(runner.run_float(floats) - alone).max() <= 1e-5
+    out = str(tmp_path / "cli")
+    command = [
+        "translate",
+        "--model",
+        str(tiny_generator_file),
+        str(photos),
+        "--out",
+        out,
+        "--batch-size",
+        "4",
+    ]
+    assert main(command) == 1
+    assert sorted(os.listdir(tmp_path / "cli")) == sorted(os.path.basename(p) for p in batched)
+    assert "skipped 1 unreadable file(s)" in capsys.readouterr().out

@@ -118,7 +118,12 @@ def cmd_translate(args: argparse.Namespace) -> int:
     )
     with stop_on_sigterm():  # a kill, like Ctrl-C, still removes the tiles' temporary arrays
         written = translate_files(
-            translator, args.inputs, args.out, max_size=args.max_size, overwrite=args.overwrite
+            translator,
+            args.inputs,
+            args.out,
+            max_size=args.max_size,
+            overwrite=args.overwrite,
+            batch_size=args.batch_size,
         )
     skipped = f"; skipped {len(written.skipped)} unreadable file(s)" if written.skipped else ""
     print(f"Translated {len(written)} image(s) into {args.out}{skipped}")

@@ -26,6 +26,8 @@ from cyclegan_keras.system.hardware import available_memory, memory_size, reside
 
 # The generators' own reflection padding (3 pixels after two halvings) needs sides of at least 8.
 MIN_SIDE = 8
+# Photos translated together at the most: beyond a few, a batch adds memory and little speed on a CPU.
+MAX_BATCH = 8
 # Generator files that the Keras runner loads (the exported formats have runners of their own).
 KERAS_FILES = (".keras", ".pth", ".npz")
 
@@ -41,6 +43,7 @@ class Runner:
     native_uint8 = False  # the file has a uint8 endpoint of its own (SavedModel, LiteRT --uint8-io)
     input_channels = 3  # 1 for a generator of grayscale photos
     float_io = True  # it has a float32 endpoint
+    multiple = MULTIPLE  # the sides the model takes
 
     def run_float(self, batch: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -53,6 +56,20 @@ class Runner:
         """One photo whose sides are at least ``MIN_SIDE``: padded to multiples of 4, cropped back."""
         padded, (height, width) = pad_to_multiple(pixels)
         return self.run_uint8(padded[None])[0, :height, :width]
+
+    def batch_size_for(self, height: int, width: int) -> int:
+        """How many photos of this size fit through the model at once (1: one by one)."""
+        return 1
+
+    def translate_many(self, photos: list[np.ndarray]) -> list[np.ndarray]:
+        """Photos of one size through the model together, as one batch; each result is ``self(photo)``'s.
+        Photos the model cannot take as they are (smaller than ``MIN_SIDE``) go one by one."""
+        height, width = photos[0].shape[:2]
+        if len(photos) == 1 or min(height, width) < MIN_SIDE:
+            return [self(photo) for photo in photos]
+        padded = [pad_to_multiple(to_channels(p, self.input_channels), self.multiple)[0] for p in photos]
+        outputs = self.run_uint8(np.stack(padded))[:, :height, :width]
+        return [out[..., 0] if out.shape[-1] == 1 else out for out in outputs]
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """An RGB ``uint8`` photo translated: ``[H, W, 3]``, or ``[H, W]`` from a grayscale generator
@@ -132,6 +149,15 @@ class KerasRunner(Runner):
             print(f"Translating {width}x{height} in {tile} px tiles with {kind} instance-norm statistics")
         progress = _progress_bar() if self.verbose else None
         return self.tiled(padded, tile, stats, memory=memory, progress=progress)[:height, :width]
+
+    def batch_size_for(self, height: int, width: int) -> int:
+        """Photos of this size that fit the memory budget at once, whole (at most ``MAX_BATCH``); 1 where
+        one of them goes in tiles."""
+        height, width = (-(-side // self.multiple) * self.multiple for side in (height, width))
+        if self.tiled is None or self._tiling(height, width) is not None:
+            return 1
+        free = self.max_memory - resident_memory()
+        return int(max(1, min(MAX_BATCH, free // max(1, self.tiled.whole_bytes(height, width)))))
 
     def _tiling(self, height: int, width: int) -> tuple[int, str, int, int] | None:
         """For a photo of this (padded) size: None to translate it whole, else the tile, the statistics,
