@@ -96,7 +96,9 @@ def test_translate_runs_on_jax_and_pytorch_without_tensorflow(backend, tiny_gene
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")), reference)
+    # The backends' floats agree to 1e-6 (tests/test_backends.py); a value on a rounding boundary may
+    # still land one level apart.
+    assert np.abs(np.asarray(Image.open(tmp_path / "out.png")).astype(int) - reference).max() <= 1
 
 
 def test_a_folder_in_batches_gives_the_files_one_by_one_gives(tiny_generator_file, tmp_path, capsys):
