@@ -125,7 +125,9 @@ def _photo(folder: str, side: int, seed: int = 0) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="256,1024,2448", help="photo sides (1024: 1 MP, 2448: 6 MP)")
+    parser.add_argument(
+        "--sizes", default="256,1024,2448", help="photo sides (1024: 1 MP, 2448: 6 MP; empty: none)"
+    )
     parser.add_argument(
         "--folder", type=int, default=120, help="photos at 256 px in the folder case (0: none)"
     )
@@ -137,7 +139,7 @@ def main() -> None:
         npz, keras_file = _weights(work)
         print("| photo | case | official (PyTorch) | " + " | ".join(backends) + " |")
         print("|---|---|---|" + "---|" * len(backends))
-        for side in map(int, args.sizes.split(",")):
+        for side in [int(side) for side in args.sizes.split(",") if side]:
             photo = _photo(work, side)
             results = [_child("network", "official", npz, photo)]
             results += [_child("network", backend, keras_file, photo) for backend in backends]

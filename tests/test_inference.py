@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from cyclegan_keras import resnet_generator, unet_generator
+from cyclegan_keras.deploy.forward import inference_call
 from cyclegan_keras.deploy.runners import KerasRunner
 from cyclegan_keras.deploy.tiling import TiledGenerator
 from tests.conftest import REPO
@@ -52,11 +53,13 @@ print(json.dumps({"measured": measured, "estimate": TiledGenerator(generator).wh
     ids=["resnet", "unet"],
 )
 def test_the_compiled_call_computes_what_the_eager_call_does(generator, shapes):
-    runner = KerasRunner(generator)  # one compiled call for every size
+    compiled = inference_call(generator, TiledGenerator(generator), compile_from=0)  # one for every size
+    runner = KerasRunner(generator)  # photos this small: a plain call
     for shape in shapes:
         images = np.random.default_rng(3).uniform(-1, 1, shape).astype("float32")
         eager = keras.ops.convert_to_numpy(generator(images, training=False))
-        assert np.max(np.abs(runner.run_float(images) - eager)) <= 1e-5
+        assert np.max(np.abs(compiled(images) - eager)) <= 1e-5
+        assert np.array_equal(runner.run_float(images), eager)
 
 
 @pytest.mark.slow
@@ -65,37 +68,49 @@ def test_a_whole_photo_takes_the_memory_its_estimate_says():
     """Peak resident memory of the whole-photo call, measured by the OS in a process of its own, is the
     estimate that decides on tiles to within 1.5x, at two sizes; a plain eager call's estimate (every
     intermediate kept) is many times more."""
-    for side in (512, 1024):
-        # TensorFlow's compiled call, whatever backend an earlier test left in the environment.
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+    cases = [("tensorflow", 512), ("tensorflow", 1024)]
+    if importlib.util.find_spec("torch") is not None:  # translate's default backend where installed
+        cases += [("torch", 512), ("torch", 768)]
+    for backend, side in cases:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": backend}
         result = subprocess.run([sys.executable, "-c", _MEASURE, str(side)], capture_output=True, text=True,
                                 cwd=REPO, env=env)  # fmt: skip
         assert result.returncode == 0, result.stderr[-2000:]
         found = json.loads(result.stdout.strip().splitlines()[-1])
         ratio = found["estimate"] / found["measured"]
-        assert 1 / 1.5 <= ratio <= 1.5, (side, found)
+        assert 1 / 1.5 <= ratio <= 1.5, (backend, side, found)
         graph = TiledGenerator(resnet_generator())
         every_tensor = sum(4 * h * w * graph.channels[t] for t, (h, w) in graph.sizes(side, side).items())
-        assert every_tensor > 5 * found["measured"], (side, found)
+        assert every_tensor > 5 * found["measured"], (backend, side, found)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax", "torch", None])
 def test_translate_runs_on_jax_and_pytorch_without_tensorflow(backend, tiny_generator_file, tmp_path):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
+    """``--backend jax``/``torch``, and the default where neither flag nor $KERAS_BACKEND names one: the
+    first installed backend of ``INFERENCE_ORDER``, said in the first line."""
+    from cyclegan_keras.deploy.backend import INFERENCE_ORDER
+
+    expected = backend or next(b for b in INFERENCE_ORDER if importlib.util.find_spec(b) is not None)
+    if importlib.util.find_spec(expected) is None:
+        pytest.skip(f"{expected} is not installed")
     photo = tmp_path / "p.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(photo)
     reference = KerasRunner(keras.models.load_model(tiny_generator_file))(np.asarray(Image.open(photo)))
+    chosen = f"'--backend', {backend!r}, " if backend else ""
     code = (
         "import sys\nfrom cyclegan_keras.cli import main\n"
-        f"status = main(['translate', '--backend', {backend!r}, '--model', {str(tiny_generator_file)!r}, "
+        f"status = main(['translate', {chosen}'--model', {str(tiny_generator_file)!r}, "
         f"{str(photo)!r}, '--out', {str(tmp_path / 'out.png')!r}])\n"
-        "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\nsys.exit(status)\n"
+        "assert 'tensorflow' not in sys.modules or sys.argv[1] == 'tensorflow', 'TensorFlow was imported'\n"
+        "sys.exit(status)\n"
     )
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    result = subprocess.run([sys.executable, "-c", code, expected], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"Backend: {expected} ("), result.stdout
+    assert ("fastest installed" in first) == (backend is None), first
     # The backends' floats agree to 1e-6 (tests/test_backends.py); a value on a rounding boundary may
     # still land one level apart.
     assert np.abs(np.asarray(Image.open(tmp_path / "out.png")).astype(int) - reference).max() <= 1

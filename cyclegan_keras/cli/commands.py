@@ -68,7 +68,8 @@ def _config_from(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
 
 def use_backend(args: argparse.Namespace) -> None:
     """Picks the Keras backend before anything imports Keras: ``--backend``, else ``$KERAS_BACKEND``,
-    else (with ``--resume``) the run's own, else Keras' default. An explicit choice is passed on as the
+    else (with ``--resume``) the run's own, else (``translate`` with a Keras generator) the fastest
+    installed for inference, else Keras' default. An explicit choice is passed on as the
     flag, so that ``--resume`` says it changes the run's backend."""
     import json
 
@@ -76,6 +77,12 @@ def use_backend(args: argparse.Namespace) -> None:
 
     if getattr(args, "backend", None) is None and os.environ.get("KERAS_BACKEND"):
         args.backend = os.environ["KERAS_BACKEND"]
+    if args.command == "translate" and not hasattr(args, "backend_reason"):
+        from cyclegan_keras.deploy.backend import inference_backend, runs_on_keras
+
+        args.backend_reason = None
+        if runs_on_keras(args.model):
+            args.backend, args.backend_reason = inference_backend(args.backend)
     backend = getattr(args, "backend", None)
     if backend is None and getattr(args, "resume", False):
         with contextlib.suppress(OSError, ValueError, AttributeError):
@@ -103,6 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     use_backend(args)
+    if args.backend_reason:
+        print(f"Backend: {args.backend} ({args.backend_reason})")
     from cyclegan_keras.deploy.runners import load_runner
     from cyclegan_keras.deploy.translate import translate_files
     from cyclegan_keras.run.distributed import stop_on_sigterm

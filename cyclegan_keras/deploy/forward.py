@@ -5,7 +5,8 @@ A plain eager call of a functional Keras model keeps every intermediate tensor u
 on PyTorch, an autograd graph of them): at a megapixel, gigabytes more than the network needs. Here
 TensorFlow runs the call as one ``tf.function`` (its executor frees each tensor after its last use),
 JAX as one ``jax.jit``-compiled stateless call, and PyTorch layer by layer under
-``torch.inference_mode``, each tensor dropped after its last reader. The numbers are the eager call's.
+``torch.inference_mode`` in PyTorch's own channels-first functions (``deploy.torch_native``), each
+tensor dropped after its last reader. The numbers are the eager call's.
 """
 
 from __future__ import annotations
@@ -15,8 +16,15 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
+# Batches of fewer pixels (photos x height x width) run as a plain call on TensorFlow and JAX: there
+# compiling costs more than it saves (a trace of 0.2 s and more, a compilation per size on JAX), and
+# every tensor kept is little memory (ResNet-9 at 128 x 128: 0.15 GB).
+COMPILE_FROM = 128 * 128
 
-def inference_call(generator: keras.Model, graph=None) -> Callable[[np.ndarray], np.ndarray]:
+
+def inference_call(
+    generator: keras.Model, graph=None, compile_from: int = COMPILE_FROM
+) -> Callable[[np.ndarray], np.ndarray]:
     """``generator(batch, training=False)`` as a function of a float32 batch ``[N, H, W, C]`` to a
     float32 numpy batch, compiled for the backend in use.
 
@@ -24,8 +32,19 @@ def inference_call(generator: keras.Model, graph=None) -> Callable[[np.ndarray],
         generator: a Keras generator.
         graph: its ``TiledGenerator`` (the layer graph, for PyTorch's layer-by-layer call); without it,
             PyTorch makes a plain call.
+        compile_from: on TensorFlow and JAX, batches of fewer pixels run as a plain call (0: none).
     """
-    return _CALLS[keras.backend.backend()](generator, graph)
+    backend = keras.backend.backend()
+    compiled = _CALLS[backend](generator, graph)
+    if backend == "torch" or compile_from <= 0:
+        return compiled
+
+    def call(batch: np.ndarray) -> np.ndarray:
+        if batch.shape[0] * batch.shape[1] * batch.shape[2] < compile_from:
+            return keras.ops.convert_to_numpy(generator(batch, training=False)).astype(np.float32)
+        return compiled(batch)
+
+    return call
 
 
 def _tensorflow(generator: keras.Model, graph) -> Callable:
@@ -51,6 +70,11 @@ def _jax(generator: keras.Model, graph) -> Callable:
 
 def _torch(generator: keras.Model, graph) -> Callable:
     import torch
+
+    if graph is not None and all(layer.compute_dtype == "float32" for layer in generator.layers):
+        from cyclegan_keras.deploy.torch_native import native_call
+
+        return native_call(graph)
 
     def call(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

@@ -47,8 +47,9 @@ class TranslateOptions:
     batch_size: int | None = option(None, "photos of one size translated together at the most (default: as "
                                     "many as fit the memory budget, up to 8)", minimum=1)  # fmt: skip
     backend: str | None = option(None, "the Keras backend that runs .keras, .pth and pretrained generators "
-                                 "(default: $KERAS_BACKEND, else tensorflow); exported files keep their own "
-                                 "runtimes", choices=BACKENDS)  # fmt: skip
+                                 "(default: $KERAS_BACKEND, else the fastest installed for inference: torch, "
+                                 "tensorflow, jax); exported files keep their own runtimes",
+                                 choices=BACKENDS)  # fmt: skip
     max_memory: str | None = option(None, "memory budget, e.g. 3G: larger photos go in tiles, and exact mode "
                                     "keeps its whole-photo arrays on disk (TMPDIR) beyond it (default: half "
                                     "the memory available)", metavar="SIZE")  # fmt: skip

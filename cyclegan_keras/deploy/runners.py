@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from cyclegan_keras.data.images import MULTIPLE, pad_to_multiple, to_channels, to_float, to_uint8
+from cyclegan_keras.deploy.backend import KERAS_FILES
 from cyclegan_keras.deploy.formats import FILE_SUFFIXES, format_of
 from cyclegan_keras.deploy.forward import inference_call
 from cyclegan_keras.deploy.generators import load_generator, model_path
@@ -28,8 +29,6 @@ from cyclegan_keras.system.hardware import available_memory, memory_size, reside
 MIN_SIDE = 8
 # Photos translated together at the most: beyond a few, a batch adds memory and little speed on a CPU.
 MAX_BATCH = 8
-# Generator files that the Keras runner loads (the exported formats have runners of their own).
-KERAS_FILES = (".keras", ".pth", ".npz")
 
 
 class Runner:
@@ -151,13 +150,13 @@ class KerasRunner(Runner):
         return self.tiled(padded, tile, stats, memory=memory, progress=progress)[:height, :width]
 
     def batch_size_for(self, height: int, width: int) -> int:
-        """Photos of this size that fit the memory budget at once, whole (at most ``MAX_BATCH``); 1 where
+        """Photos of this size that fit the memory budget at once, whole (at most ``_max_batch()``); 1 where
         one of them goes in tiles."""
         height, width = (-(-side // self.multiple) * self.multiple for side in (height, width))
         if self.tiled is None or self._tiling(height, width) is not None:
             return 1
         free = self.max_memory - resident_memory()
-        return int(max(1, min(MAX_BATCH, free // max(1, self.tiled.whole_bytes(height, width)))))
+        return int(max(1, min(_max_batch(), free // max(1, self.tiled.whole_bytes(height, width)))))
 
     def _tiling(self, height: int, width: int) -> tuple[int, str, int, int] | None:
         """For a photo of this (padded) size: None to translate it whole, else the tile, the statistics,
@@ -182,6 +181,15 @@ class KerasRunner(Runner):
                 if plan["tile_bytes"] <= budget // 4:
                     break
         return tile, stats, self.tiled.array_memory(budget, height, width, plan["tile_bytes"]), whole
+
+
+def _max_batch() -> int:
+    """``MAX_BATCH``, or 1 for PyTorch on a CPU: there a batch is slower per photo than photos one at a
+    time (its norms and paddings no longer fit the cache: 0.42 s a photo alone, 0.54 s in eights at
+    256 px), where TensorFlow gains (0.48 s, 0.39 s; docs/benchmarks.md)."""
+    if keras.backend.backend() == "torch" and keras.ops.convert_to_tensor(0.0).device.type == "cpu":
+        return 1
+    return MAX_BATCH
 
 
 def _progress_bar(step: int = 10):

@@ -51,7 +51,10 @@ TILE_SIDES = (4096, 2048, 1024, 512, 256, 128)
 # docs/benchmarks.md): the convolutions' working memory and the temporaries of padding and
 # normalisation come on top, more so in a tile's many small calls than in one whole-photo call.
 TILE_OVERHEAD = 5.0
-WHOLE_OVERHEAD = 2.5
+# A whole photo's peak over its live tensors, per backend (tests/test_inference.py measures it at two
+# sizes): PyTorch's channels-first functions hold the least; JAX's compiled call the most (XLA's
+# buffers, and compilation on a new size).
+WHOLE_OVERHEAD = {"tensorflow": 2.5, "torch": 2.0, "jax": 6.0}
 
 
 class TiledGenerator:
@@ -223,10 +226,11 @@ class TiledGenerator:
     def whole_bytes(self, height: int, width: int) -> int:
         """Memory the generator takes on a photo of this size whole, as ``cyclegan_keras.deploy.forward``
         runs it: the tensors alive at once, each freed after its last reader, with the convolutions'
-        working memory (``WHOLE_OVERHEAD``)."""
+        working memory on the backend in use (``WHOLE_OVERHEAD``)."""
         sizes = self.sizes(height, width)
         needs = {tensor: (0, h, 0, w) for tensor, (h, w) in sizes.items()}
-        return int(self._live_peak(Stage(self.output, self.ops, [self.input]), needs) * WHOLE_OVERHEAD)
+        live = self._live_peak(Stage(self.output, self.ops, [self.input]), needs)
+        return int(live * WHOLE_OVERHEAD[keras.backend.backend()])
 
     def plan(self, height: int, width: int, tile: int, exact: bool) -> dict:
         """Memory a tiled translation takes: ``tile_bytes`` for the tensors of the largest tile's work,

@@ -99,13 +99,19 @@ class InstanceNormalization(keras.layers.Layer):
         # The centred values times themselves, not ops.square(x - mean): that converts to LiteRT's
         # SQUARED_DIFFERENCE, which XNNPACK does not run in int8 (far slower quantized norms).
         centred = x - self._mean(x)
-        epsilon = self.epsilon if isinstance(self.epsilon, float) else np.asarray(self.epsilon, np.float32)
+        epsilon = self._epsilon()
         x = centred * ops.rsqrt(self._mean(centred * centred) + epsilon)
         if self.gamma is not None:
             x = x * ops.cast(self.gamma, "float32")
         if self.beta is not None:
             x = x + ops.cast(self.beta, "float32")
         return ops.cast(x, self.compute_dtype)
+
+    def _epsilon(self):
+        if isinstance(self.epsilon, float):
+            return self.epsilon
+        # A tensor: on PyTorch a numpy array beside a tensor that needs gradients fails.
+        return ops.convert_to_tensor(np.asarray(self.epsilon, np.float32))
 
     def _mean(self, x):
         return _single_mean(x) if self.single_mean else _spatial_mean(x)
@@ -154,7 +160,7 @@ class SignSplitInstanceNormalization(InstanceNormalization):
         mean = self._mean(x)
         positive = ops.relu(x - mean)
         negative = ops.relu(mean - x)
-        epsilon = self.epsilon if isinstance(self.epsilon, float) else np.asarray(self.epsilon, np.float32)
+        epsilon = self._epsilon()
         variance = self._mean(positive * positive) + self._mean(negative * negative)
         x = (positive if self.rectified else positive - negative) * ops.rsqrt(variance + epsilon)
         return ops.cast(x, self.compute_dtype)
@@ -201,7 +207,7 @@ class TwoGridInstanceNormalization(InstanceNormalization):
         channels = len(self.fine_scale)
         coarse, fine = x[..., :channels], x[..., channels:]
         factor = np.asarray(self.fine_scale, np.float32)
-        epsilon = self.epsilon if isinstance(self.epsilon, float) else np.asarray(self.epsilon, np.float32)
+        epsilon = self._epsilon()
         mean = self._mean(coarse)
         # The mean square less the squared mean: the coarse half is centred on its typical mean, so
         # the two terms do not cancel, and no centred copy of the activations is needed.
