@@ -271,7 +271,8 @@ def few_step_run(work: str, data_dir: str) -> dict:
 
 
 def translation_size() -> dict:
-    """The shapes ``predict`` (of a model not built yet) and ``translate`` give a 30 x 34 batch."""
+    """The shapes ``predict`` (of a model not built yet) and ``translate`` give a 30 x 34 batch, and how
+    many small photos ``translate`` puts in one batch."""
     images = _images(9, (2, 30, 34, 3))
     from cyclegan_keras import CycleGAN, patchgan_discriminator, resnet_generator
 
@@ -279,9 +280,12 @@ def translation_size() -> dict:
         resnet_generator(1, ngf=4), resnet_generator(1, ngf=4), patchgan_discriminator(n_layers=2, ndf=4),
         patchgan_discriminator(n_layers=2, ndf=4), pool_size=2,
     )  # fmt: skip
+    from cyclegan_keras.deploy.runners import KerasRunner
+
     return {
         "predict": list(model.predict(images, verbose=0).shape),
         "translate": list(keras.ops.convert_to_numpy(model.translate(images, "b_to_a")).shape),
+        "batch": KerasRunner(model.generator_ab, max_memory="4G").batch_size_for(64, 64),
     }
 
 

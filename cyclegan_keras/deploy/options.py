@@ -45,7 +45,8 @@ class TranslateOptions:
                                     "thumbnail (a 1 MP copy's; one pass, faster)",
                                     choices=TILE_STATS)  # fmt: skip
     batch_size: int | None = option(None, "photos of one size translated together at the most (default: as "
-                                    "many as fit the memory budget, up to 8)", minimum=1)  # fmt: skip
+                                    "many as fit the memory budget, up to 8; 1 with PyTorch on a CPU)",
+                                    minimum=1)  # fmt: skip
     backend: str | None = option(None, "the Keras backend that runs .keras, .pth and pretrained generators "
                                  "(default: $KERAS_BACKEND, else the fastest installed for inference: torch, "
                                  "tensorflow, jax); exported files keep their own runtimes",
