@@ -33,7 +33,9 @@ def _kernel(layer) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def _instance_norm(layer: InstanceNormalization) -> Function:
-    epsilon = torch.as_tensor(np.asarray(layer.epsilon, np.float32)).reshape(1, -1, 1, 1)
+    epsilon = layer.epsilon
+    if not isinstance(epsilon, float):  # one per channel, on the device the weights are on
+        epsilon = keras.ops.convert_to_tensor(np.asarray(epsilon, np.float32)).reshape(1, -1, 1, 1)
     gamma = layer.gamma.value.detach().reshape(1, -1, 1, 1) if layer.gamma is not None else None
     beta = layer.beta.value.detach().reshape(1, -1, 1, 1) if layer.beta is not None else None
 
@@ -115,7 +117,7 @@ def lower(layer: keras.layers.Layer, inplace: bool = False, normalised: bool = F
         return (lambda x: F.leaky_relu(x, slope, inplace)) if slope else (F.relu_ if inplace else F.relu)
     if isinstance(layer, keras.layers.LeakyReLU):
         slope = float(layer.negative_slope)
-        return lambda x: F.leaky_relu(x, slope)
+        return lambda x: F.leaky_relu(x, slope, inplace)
     if isinstance(layer, keras.layers.BatchNormalization) and layer.axis in (-1, 3):
         return _batch_norm(layer)
     if isinstance(layer, keras.layers.Dropout):
