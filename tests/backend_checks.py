@@ -210,7 +210,8 @@ def tiled_translation(work: str) -> float:
 
 def _other_layers() -> keras.Model:
     """A generator of the layers the tiling engine takes beyond ResNet's and U-Net's: a learned and a
-    per-channel instance norm, an 8-bit file's norm, leaky ReLU, sigmoid, zero padding and cropping."""
+    per-channel instance norm, an 8-bit file's norm, leaky ReLU, sigmoid, zero padding and cropping, and
+    a dropout beside the tensor it passes on."""
     from cyclegan_keras.networks.layers import InstanceNormalization, SignSplitInstanceNormalization
 
     inputs = keras.Input((None, None, 3))
@@ -218,6 +219,8 @@ def _other_layers() -> keras.Model:
     x = keras.layers.Conv2D(6, 3, activation="sigmoid")(x)
     x = InstanceNormalization(epsilon=[1e-3] * 6, center=True, scale=True)(x)
     x = keras.layers.LeakyReLU(0.3)(x)
+    # A ReLU after an identity (dropout at inference) whose input the sum still reads: no ReLU in place.
+    x = keras.layers.Add()([keras.layers.ReLU()(keras.layers.Dropout(0.5)(x)), x])
     x = keras.layers.Cropping2D(1)(keras.layers.ZeroPadding2D(1)(x))
     x = SignSplitInstanceNormalization()(x)
     outputs = keras.layers.Conv2D(3, 1, activation="tanh")(x)

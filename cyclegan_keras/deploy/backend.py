@@ -17,12 +17,17 @@ KERAS_FILES = (".keras", ".pth", ".npz")
 INFERENCE_ORDER = ("torch", "tensorflow", "jax")
 
 
+def is_pretrained_name(model: str | os.PathLike) -> bool:
+    """Whether ``--model`` names a pretrained generator rather than a file or folder: it exists as
+    neither, and has no folder and no suffix."""
+    model = os.fspath(model)
+    return not (os.path.exists(model) or os.sep in model or os.path.splitext(model)[1])
+
+
 def runs_on_keras(model: str | os.PathLike) -> bool:
     """Whether ``load_runner`` runs this model with Keras: a ``.keras``/``.pth``/``.npz`` file or a
     pretrained name (exported files run on their own runtimes)."""
-    model = os.fspath(model)
-    named = not (os.path.exists(model) or os.sep in model or os.path.splitext(model)[1])
-    return named or model.endswith(KERAS_FILES)
+    return is_pretrained_name(model) or os.fspath(model).endswith(KERAS_FILES)
 
 
 def inference_backend(chosen: str | None) -> tuple[str, str]:

@@ -9,6 +9,7 @@ import zipfile
 
 import keras
 
+from cyclegan_keras.deploy.backend import is_pretrained_name
 from cyclegan_keras.errors import MissingInputError, UsageError
 from cyclegan_keras.options import check_choice
 from cyclegan_keras.training.model import DIRECTIONS  # importing it registers what .keras files name
@@ -22,7 +23,7 @@ def model_path(model: str | os.PathLike) -> str:
         MissingInputError: no such file, and no pretrained generator of that name.
     """
     model = os.fspath(model)
-    if os.path.exists(model) or os.sep in model or os.path.splitext(model)[1]:
+    if not is_pretrained_name(model):
         return model
     from cyclegan_keras.networks.pretrained import PRETRAINED, check_name, pretrained_path
 

@@ -75,8 +75,15 @@ def _channels_last(layer) -> Function:
     return call
 
 
-def lower(layer: keras.layers.Layer, inplace: bool = False, normalised: bool = False) -> Function:
-    """One layer as a function of channels-first tensors (a list for layers of several inputs).
+# Layers whose output may be their input or a view of it: never written into in place.
+_VIEWS = (keras.layers.Dropout, keras.layers.Cropping2D, keras.layers.Activation)
+# Layers with an in-place form.
+_IN_PLACE = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.Add)
+
+
+def lower(layer: keras.layers.Layer, inplace: bool = False, normalised: bool = False) -> Function | None:
+    """One layer as a function of channels-first tensors (a list for layers of several inputs), or None
+    where it has no such form here.
 
     Args:
         layer: the Keras layer.
@@ -128,7 +135,7 @@ def lower(layer: keras.layers.Layer, inplace: bool = False, normalised: bool = F
         return lambda xs: functools.reduce(torch.add, xs)
     if isinstance(layer, keras.layers.Concatenate) and layer.axis in (-1, 3):
         return lambda xs: torch.cat(xs, dim=1)
-    return _channels_last(layer)
+    return None
 
 
 def native_call(graph) -> Callable[[np.ndarray], np.ndarray]:
@@ -138,19 +145,24 @@ def native_call(graph) -> Callable[[np.ndarray], np.ndarray]:
     for op in graph.ops:
         for tensor in op.inputs:
             readers[tensor] = readers.get(tensor, 0) + 1
-    # Writing into a tensor that only this layer reads saves a new tensor (never into the caller's input).
     normalised = {op.inputs[0] for op in graph.ops if type(op.layer) is InstanceNormalization}
-    steps = [
-        (
-            lower(
-                op.layer,
-                inplace=readers[op.inputs[0]] == 1 and op.inputs[0] != graph.input,
-                normalised=op.output in normalised and readers[op.output] == 1,
-            ),
-            op,
-        )
-        for op in graph.ops
+    lowered = [
+        lower(op.layer, normalised=op.output in normalised and readers[op.output] == 1) for op in graph.ops
     ]
+    # Writing into a tensor that only this layer reads saves a new tensor; never into the caller's input
+    # or a tensor that may share memory with another.
+    shared = {graph.input} | {
+        op.output
+        for op, function in zip(graph.ops, lowered)
+        if function is None or isinstance(op.layer, _VIEWS)
+    }
+    steps = []
+    for op, function in zip(graph.ops, lowered):
+        if function is None:
+            function = _channels_last(op.layer)
+        elif isinstance(op.layer, _IN_PLACE) and readers[op.inputs[0]] == 1 and op.inputs[0] not in shared:
+            function = lower(op.layer, inplace=True)
+        steps.append((function, op))
 
     device = keras.ops.convert_to_tensor(np.zeros((), np.float32)).device
 
