@@ -17,11 +17,13 @@ The public API:
 - pretrained and official checkpoints: ``pretrained``, ``PRETRAINED``, ``load_official_weights``,
   ``load_official_generator``, ``read_state_dict``;
 - evaluation: ``frechet_distance``, ``kernel_inception_distance``, ``InceptionFeatures``, ``evaluate``;
-- deployment: ``export_generator``, ``load_translator`` (more in ``cyclegan_keras.deploy``).
+- deployment: ``export_generator``, ``load_translator`` (more in ``cyclegan_keras.deploy``);
+- video: ``translate_video`` (clips through any translator, with statistics along time).
 
 Names are imported on first use (PEP 562), so ``import cyclegan_keras`` and the command line's help
 do not load TensorFlow. The subpackages are the rooms of the code (``docs/ARCHITECTURE.md``):
-``networks``, ``training``, ``data``, ``run``, ``deploy``, ``evaluation``, ``system`` and ``cli``.
+``networks``, ``training``, ``data``, ``run``, ``deploy``, ``video``, ``evaluation``, ``system`` and
+``cli``.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ _EXPORTS = {
     "TrainConfig": "training.loop",
     "build_cyclegan": "training.loop",
     "train": "training.loop",
+    "translate_video": "video.translate",
 }
 
 __all__ = sorted(_EXPORTS)

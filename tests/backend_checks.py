@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from tests.pool_images import distinct_images, ids
+from tests.video_checks import statistics_gaps
 
 LOSS_NAMES = {  # ours -> the official log's
     "adv_ab": "G_A",
@@ -319,6 +320,7 @@ def run_checks(work: str, data_dir: str, names: list[str] | None = None) -> dict
         "tiled": lambda: tiled_translation(work),
         "translation_size": translation_size,
         "compiled_inference": lambda: compiled_inference(work),
+        "video_statistics": statistics_gaps,
     }
     if keras.backend.backend() == "torch":
         checks["bfloat16_reference_path"] = bfloat16_without_onednn

@@ -14,6 +14,7 @@ import pytest
 
 from tests import backend_checks as checks
 from tests.conftest import REPO, photo_subset
+from tests.video_checks import assert_statistics
 
 OTHER_BACKENDS = ["jax", "torch"]
 # The checks in processes of their own, run side by side: JAX's checks mostly compile, on one core each,
@@ -21,7 +22,7 @@ OTHER_BACKENDS = ["jax", "torch"]
 PARTS = {
     "jax": [
         "parity,pool,checkpoint,run",
-        "mixed,variants,keras_file,tiled,translation_size,compiled_inference",
+        "mixed,variants,keras_file,tiled,translation_size,compiled_inference,video_statistics",
     ],
     "torch": [None],
 }
@@ -144,6 +145,11 @@ def test_compiled_inference_computes_what_an_eager_call_does_on_the_other_backen
     gaps = found(other, "compiled_inference")
     assert set(gaps) == {"resnet", "unet", "batch_norm", "other_layers", "from_tensorflow"}, gaps
     assert max(gaps.values()) < 1e-5, gaps
+
+
+def test_video_statistics_along_time_on_the_other_backend(other):
+    # PyTorch's channels-first functions take the statistics through their own norm; JAX the layers.
+    assert_statistics(found(other, "video_statistics"))
 
 
 def test_predict_and_translate_keep_the_images_size_on_the_other_backend(other):

@@ -72,7 +72,9 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=420,900"):
+    # Chromium's own test camera (a moving pattern), allowed without asking: the camera mode's input.
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=420,900",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):  # fmt: skip
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     yield driver
@@ -132,6 +134,46 @@ def test_page_translates_like_litert_in_python(tiny_generator_file, registry, tm
             site / "big.png"
         )
         assert _open(browser, server.url + "index.html?src=big.png")["status"] == "done"
+    finally:
+        server.stop()
+
+
+@needs_runtime
+@needs_browser
+@pytest.mark.slow
+def test_camera_mode_translates_live_frames_like_litert_in_python(
+    tiny_generator_file, registry, tmp_path, browser
+):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    site = tmp_path / "site"
+    _export(tiny_generator_file, site)
+    server = _Server(site)
+    try:
+        browser.get(server.url + "index.html?camera=1&capture=3")
+        dataset = "return Object.assign({}, document.body.dataset)"
+        WebDriverWait(browser, 120).until(
+            lambda d: (
+                d.execute_script(dataset).get("fps")
+                or d.execute_script(dataset)["status"].startswith("error")
+            )
+        )
+        state = browser.execute_script(dataset)
+        assert state["status"] == "camera" and state["captured"] == "true", state
+        assert int(state["frames"]) > 3 and float(state["fps"]) > 0, state
+        assert "frames/s" in browser.find_element("id", "timing").text
+
+        def png(element):
+            data = browser.find_element("id", element).get_attribute("src")
+            return np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).convert("RGB"))
+
+        frame, got = png("input"), png("output")
+        assert frame.shape == (SIZE, SIZE, 3) and frame.std() > 5  # the fake camera's pattern, not black
+        expected = LiteRTRunner(str(site / "generator.tflite"))(frame)
+        within_one = np.mean(np.abs(got.astype(int) - expected.astype(int)) <= 1)
+        assert within_one >= 0.99, within_one
+        browser.find_element("id", "camera").click()  # stop: the camera is released
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script(dataset)["status"] == "ready")
     finally:
         server.stop()
 

@@ -108,13 +108,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# translate's flags for videos only, and those for photos only.
+VIDEO_FLAGS = ("video_stats", "stats_momentum", "codec", "crf")
+PHOTO_FLAGS = ("max_size",)
+
+
 def cmd_translate(args: argparse.Namespace) -> int:
+    from cyclegan_keras.video.streams import is_video
+
+    videos = [path for path in args.inputs if is_video(path)]
+    _check_translate_flags(args, videos)
     use_backend(args)
     if args.backend_reason:
         print(f"Backend: {args.backend} ({args.backend_reason})")
     from cyclegan_keras.deploy.runners import load_runner
     from cyclegan_keras.deploy.translate import translate_files
     from cyclegan_keras.run.distributed import stop_on_sigterm
+
+    if videos:
+        targets = _video_targets(videos, args.out, args.overwrite)
 
     translator = load_runner(
         args.model,
@@ -125,6 +137,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
         max_memory=args.max_memory,
         verbose=True,
     )
+    if videos:
+        with stop_on_sigterm():  # a kill, like Ctrl-C, leaves no unfinished video behind
+            return _translate_videos(translator, videos, targets, args)
     with stop_on_sigterm():  # a kill, like Ctrl-C, still removes the tiles' temporary arrays
         written = translate_files(
             translator,
@@ -137,6 +152,68 @@ def cmd_translate(args: argparse.Namespace) -> int:
     skipped = f"; skipped {len(written.skipped)} unreadable file(s)" if written.skipped else ""
     print(f"Translated {len(written)} image(s) into {args.out}{skipped}")
     return 1 if written.skipped else 0
+
+
+def _check_translate_flags(args: argparse.Namespace, videos: list[str]) -> None:
+    from cyclegan_keras.errors import UsageError
+
+    if videos and len(videos) != len(args.inputs):
+        raise UsageError(
+            "translate takes photos or videos, not both in one command: translate the videos "
+            f"({', '.join(videos[:3])}{', ...' if len(videos) > 3 else ''}) in a command of their own."
+        )
+    wrong = [name for name in (PHOTO_FLAGS if videos else VIDEO_FLAGS) if getattr(args, name) is not None]
+    if wrong:
+        flag = "--" + wrong[0].replace("_", "-")
+        raise UsageError(f"{flag} is for {'photos' if videos else 'videos'}: drop it.")
+
+
+def _video_targets(videos: list[str], out: str, overwrite: bool) -> list[str]:
+    """Where each video goes: ``out`` itself for one input and a video file name, else ``out/<name>``;
+    all checked before any is written."""
+    from cyclegan_keras.errors import MissingInputError, UsageError
+    from cyclegan_keras.run.outputs import check_new_files
+    from cyclegan_keras.video.streams import is_video
+
+    missing = [path for path in videos if not os.path.isfile(path)]
+    if missing:
+        raise MissingInputError(f"No video at: {', '.join(missing)}")
+    if is_video(out) and not os.path.isdir(out):
+        if len(videos) != 1:
+            raise UsageError(
+                f"--out {out!r} names one video file but there are {len(videos)} inputs: pass a folder."
+            )
+        targets = [out]
+    else:
+        targets = [os.path.join(out, os.path.basename(path)) for path in videos]
+    check_new_files(targets, protected=videos, overwrite=overwrite)
+    return targets
+
+
+def _translate_videos(translator, videos: list[str], targets: list[str], args: argparse.Namespace) -> int:
+    from cyclegan_keras.video.translate import VideoError, translate_video
+
+    failed = 0
+    for source, target in zip(videos, targets):
+        try:
+            result = translate_video(
+                translator,
+                source,
+                target,
+                video_stats=args.video_stats,
+                stats_momentum=args.stats_momentum,
+                codec=args.codec,
+                crf=args.crf,
+                overwrite=args.overwrite,
+                batch_size=args.batch_size,
+                verbose=True,
+            )
+        except VideoError as error:
+            print(f"cyclegan-keras translate: {error} Nothing was written at {target}.", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"Translated {result.frames} frames of {source} into {target} ({result.fps:.2f} frames/s)")
+    return 1 if failed else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -13,6 +13,14 @@ from cyclegan_keras.training.config import BACKENDS
 
 # Instance-norm statistics of photos translated in tiles (``cyclegan_keras.deploy.tiling``).
 TILE_STATS = ("exact", "thumbnail")
+# Instance-norm statistics along a video's frames (``cyclegan_keras.video.statistics``). The default
+# where the generator allows it: on a panned clip (bench/video.py, docs/benchmarks.md) the clip's
+# statistics cut flicker by 83% against each frame's own, where a moving average cuts 1-2% (content that
+# moves in and out of the frame shifts the statistics steadily, and a moving average follows a steady
+# shift); it costs a second pass. The running mode's weight of the past, the best of 0.8, 0.9, 0.95 there.
+VIDEO_STATS = ("frame", "clip", "running")
+DEFAULT_VIDEO_STATS = "clip"
+STATS_MOMENTUM = 0.9
 DIRECTIONS = ("a_to_b", "b_to_a")
 MODEL_HELP = (
     "a .keras generator (or whole CycleGAN), SavedModel folder, .tflite, .onnx, official .pth, or the "
@@ -29,10 +37,12 @@ class TranslateOptions:
     """``cyclegan-keras translate``: photos of any size through a generator (``translate_files``)."""
 
     model: str = option(None, MODEL_HELP, required=True)
-    inputs: list[str] = option(None, "image files, folders or glob patterns", positional=True, nargs="+",
+    inputs: list[str] = option(None, "image files, folders or glob patterns; or video files (.mp4, .mov, "
+                               ".mkv, .webm, .avi)", positional=True, nargs="+",
                                metavar="INPUT")  # fmt: skip
-    out: str = option(None, "folder for the translated images (NAME.png each), or for one input the image "
-                      "file to write", required=True, metavar="DIR_OR_FILE")  # fmt: skip
+    out: str = option(None, "folder for the translated images (NAME.png each) or videos (NAME.mp4 each), or "
+                      "for one input the image or video file to write", required=True,
+                      metavar="DIR_OR_FILE")  # fmt: skip
     overwrite: bool = option(False, "replace output images that exist already (never an input)")
     direction: str | None = option(None, DIRECTION_HELP, choices=DIRECTIONS)
     max_size: int | None = option(None, "scale larger photos down to this side first", minimum=1)
@@ -54,6 +64,18 @@ class TranslateOptions:
     max_memory: str | None = option(None, "memory budget, e.g. 3G: larger photos go in tiles, and exact mode "
                                     "keeps its whole-photo arrays on disk (TMPDIR) beyond it (default: half "
                                     "the memory available)", metavar="SIZE")  # fmt: skip
+    video_stats: str | None = option(None, "videos: instance-norm statistics along time: frame (each frame "
+                                     "its own, as the official code; flickers), clip (the whole clip's, two "
+                                     "passes; least flicker) or running (a moving average, one pass); "
+                                     "default clip for Keras generators, frame for exported files",
+                                     choices=VIDEO_STATS)  # fmt: skip
+    stats_momentum: float | None = option(None, f"videos, --video-stats running: the weight of the past "
+                                          f"frames' statistics (default {STATS_MOMENTUM})", minimum=0.0,
+                                          below=1.0)  # fmt: skip
+    codec: str | None = option(None, "videos: the encoder (default: H.264 where FFmpeg has it, else MPEG-4; "
+                               "VP9 for .webm)")  # fmt: skip
+    crf: int | None = option(None, "videos: constant quality for H.264, H.265 and VP9, lower is better "
+                             "(default 18, 22, 31)", minimum=0, maximum=63)  # fmt: skip
 
 
 @dataclass

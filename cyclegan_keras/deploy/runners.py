@@ -134,7 +134,7 @@ class KerasRunner(Runner):
 
     def translate(self, pixels: np.ndarray) -> np.ndarray:
         padded, (height, width) = pad_to_multiple(pixels, self.multiple)
-        tiling = self._tiling(*padded.shape[:2])
+        tiling = self.tiling(*padded.shape[:2])
         if tiling is None:
             return self.run_uint8(padded[None])[0, :height, :width]
         tile, stats, memory, whole = tiling
@@ -153,12 +153,12 @@ class KerasRunner(Runner):
         """Photos of this size that fit the memory budget at once, whole (at most ``_max_batch()``); 1 where
         one of them goes in tiles."""
         height, width = (-(-side // self.multiple) * self.multiple for side in (height, width))
-        if self.tiled is None or self._tiling(height, width) is not None:
+        if self.tiled is None or self.tiling(height, width) is not None:
             return 1
         free = self.max_memory - resident_memory()
         return int(max(1, min(_max_batch(), free // max(1, self.tiled.whole_bytes(height, width)))))
 
-    def _tiling(self, height: int, width: int) -> tuple[int, str, int, int] | None:
+    def tiling(self, height: int, width: int) -> tuple[int, str, int, int] | None:
         """For a photo of this (padded) size: None to translate it whole, else the tile, the statistics,
         the memory left for whole-photo arrays, and the whole-photo estimate that chose tiles (0 when
         tiles were asked for)."""

@@ -43,6 +43,9 @@ from cyclegan_keras.deploy.tile_geometry import (
 from cyclegan_keras.networks.layers import InstanceNormalization
 from cyclegan_keras.system.hardware import resident_memory
 
+# Statistics a normalisation uses in place of its input's own: called with the norm's input (a key),
+# and that input's per-image means and variances ``[N, C]`` (float64); returns those to use.
+Statistics = Callable[[int, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 # The thumbnail's size in thumbnail mode: statistics of about a megapixel (as URST, AAAI 2022).
 THUMBNAIL_PIXELS = 1024 * 1024
 # Candidate tile sides when the tile is chosen for a memory budget, largest first.
@@ -283,6 +286,7 @@ class TiledGenerator:
         temp_dir: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         thumbnail_pixels: int = THUMBNAIL_PIXELS,
+        statistics: Statistics | None = None,
     ) -> np.ndarray:
         """Translates one image ``[H, W, C]`` whose sides are multiples of ``multiple``.
 
@@ -296,6 +300,8 @@ class TiledGenerator:
                 folder is removed when this returns or raises.
             progress: called with (done, total) after each tile.
             thumbnail_pixels: the thumbnail's size in thumbnail mode.
+            statistics: in exact mode, what each normalisation uses instead of the photo's own statistics
+                (``Statistics``: a video's, ``cyclegan_keras.video.statistics``).
 
         Raises:
             TileError: a tile too small, a photo too large even for the disk.
@@ -325,9 +331,13 @@ class TiledGenerator:
                 self._run(thumb, thumb_stages, thumb_sizes, tile, stats, arrays, counter)
         plan = self.plan(height, width, tile, exact)
         with TileArrays(memory, temp_dir, plan["store_bytes"]) as arrays:
-            return self._run(image, stages, sizes, tile, stats, arrays, counter)
+            return self._run(
+                image, stages, sizes, tile, stats, arrays, counter, statistics if exact else None
+            )
 
-    def _run(self, image, stages, sizes, tile, stats, arrays: TileArrays, counter: Progress) -> np.ndarray:
+    def _run(
+        self, image, stages, sizes, tile, stats, arrays: TileArrays, counter: Progress, statistics=None
+    ) -> np.ndarray:
         height = image.shape[0]
         pixels = image.dtype == np.uint8
         last = last_reads(stages)
@@ -353,7 +363,10 @@ class TiledGenerator:
                 counter.step()
             if sums is not None:
                 mean = sums[0] / (h * w)
-                stats[stage.target] = (mean, np.maximum(sums[1] / (h * w) - mean * mean, 0.0))
+                variance = np.maximum(sums[1] / (h * w) - mean * mean, 0.0)
+                if statistics is not None:
+                    mean, variance = (s[0] for s in statistics(stage.target, mean[None], variance[None]))
+                stats[stage.target] = (mean, variance)
             for tensor in [t for t in arrays.names() if last.get(t, -1) <= index]:
                 arrays.free(tensor)
         return out
@@ -390,15 +403,7 @@ class TiledGenerator:
             value = pad_axis(value, op.rows, region[0], region[1], h, have[:2], 1)
             return pad_axis(value, op.cols, region[2], region[3], w, have[2:], 2)
         if isinstance(layer, InstanceNormalization):
-            mean, variance = stats[op.inputs[0]]
-            x = ops.cast(args[0], "float32")
-            epsilon = np.asarray(layer.epsilon, np.float64)
-            x = (x - mean.astype(np.float32)) * (1.0 / np.sqrt(variance + epsilon)).astype(np.float32)
-            if layer.gamma is not None:
-                x = x * ops.cast(layer.gamma, "float32")
-            if layer.beta is not None:
-                x = x + ops.cast(layer.beta, "float32")
-            return ops.cast(x, layer.compute_dtype)
+            return layer.normalise_with(args[0], *stats[op.inputs[0]])
         if op.rows.kind == "crop":
             return args[0]  # the crop is in the region asked of the input
         value = layer(args if len(args) > 1 else args[0])

@@ -12,6 +12,7 @@ to float32 round-off (``tests/test_inference.py``).
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Callable
 
 import keras
@@ -51,6 +52,30 @@ def _instance_norm(layer: InstanceNormalization) -> Function:
     return norm
 
 
+def _given_statistics(layer: InstanceNormalization, key: int, statistics) -> Function:
+    """An instance norm that normalises with what ``statistics`` (``deploy.tiling.Statistics``) returns
+    for its input's own means and variances, as ``InstanceNormalization.normalise_with`` does."""
+    epsilon = np.asarray(layer.epsilon, np.float64)
+    gamma = layer.gamma.value.detach().reshape(1, -1, 1, 1) if layer.gamma is not None else None
+    beta = layer.beta.value.detach().reshape(1, -1, 1, 1) if layer.beta is not None else None
+
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        variance = (x - mean).square_().mean(dim=(2, 3))
+        mean, variance = statistics(
+            key, *(v.reshape(v.shape[:2]).double().cpu().numpy() for v in (mean, variance))
+        )
+        scale = (1.0 / np.sqrt(variance + epsilon)).astype(np.float32)
+        x = (x - torch.from_numpy(mean.astype(np.float32)).to(x.device)[..., None, None]).mul_(
+            torch.from_numpy(scale).to(x.device)[..., None, None]
+        )
+        if gamma is not None:
+            x.mul_(gamma)
+        return x.add_(beta) if beta is not None else x
+
+    return norm
+
+
 def _batch_norm(layer: keras.layers.BatchNormalization) -> Function:
     def value(weight):
         return weight.value.detach() if weight is not None else None
@@ -81,7 +106,9 @@ _VIEWS = (keras.layers.Dropout, keras.layers.Cropping2D, keras.layers.Activation
 _IN_PLACE = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.Add)
 
 
-def lower(layer: keras.layers.Layer, inplace: bool = False, normalised: bool = False) -> Function | None:
+def lower(
+    layer: keras.layers.Layer, inplace: bool = False, normalised: bool = False, live: bool = False
+) -> Function | None:
     """One layer as a function of channels-first tensors (a list for layers of several inputs), or None
     where it has no such form here.
 
@@ -90,7 +117,11 @@ def lower(layer: keras.layers.Layer, inplace: bool = False, normalised: bool = F
         inplace: it may write into its (first) input, which nothing reads after it.
         normalised: its output goes only into an instance norm, which removes a per-channel bias: a
             convolution's is then left out (5-9% of ResNet-9's time at 512 px here).
+        live: for training: the weights read at each call, gradients flowing to them, nothing in place;
+            layers that act differently in training (dropout, batch norm) have no such form here.
     """
+    if live:
+        return _live(layer)
     if type(layer) is InstanceNormalization and not layer.single_mean:
         return _instance_norm(layer)
     if isinstance(layer, ReflectionPadding2D):
@@ -102,21 +133,13 @@ def lower(layer: keras.layers.Layer, inplace: bool = False, normalised: bool = F
     if isinstance(layer, keras.layers.Cropping2D):
         (top, bottom), (left, right) = layer.cropping
         return lambda x: x[:, :, top : x.shape[2] - bottom, left : x.shape[3] - right]
-    is_conv = isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
-    if (
-        is_conv
-        and layer.padding == "valid"
-        and tuple(layer.dilation_rate) == (1, 1)
-        and getattr(layer, "groups", 1) == 1
-    ):
+    if _plain_conv(layer):
         activation = _activation(layer.activation.__name__)
         kernel, bias = _kernel(layer)
         bias = None if normalised and layer.activation.__name__ == "linear" else bias
-        transposed = isinstance(layer, keras.layers.Conv2DTranspose)
-        if activation is not None and not (transposed and layer.output_padding is not None):
-            conv = F.conv_transpose2d if transposed else F.conv2d
-            strides = tuple(layer.strides)
-            return lambda x: activation(conv(x, kernel, bias, stride=strides))
+        conv = F.conv_transpose2d if isinstance(layer, keras.layers.Conv2DTranspose) else F.conv2d
+        strides = tuple(layer.strides)
+        return lambda x: activation(conv(x, kernel, bias, stride=strides))
     if isinstance(layer, keras.layers.Activation) and _activation(layer.activation.__name__):
         return _activation(layer.activation.__name__)
     if isinstance(layer, keras.layers.ReLU) and layer.max_value is None and not layer.threshold:
@@ -138,9 +161,121 @@ def lower(layer: keras.layers.Layer, inplace: bool = False, normalised: bool = F
     return None
 
 
-def native_call(graph) -> Callable[[np.ndarray], np.ndarray]:
+def _plain_conv(layer: keras.layers.Layer) -> bool:
+    """A convolution ``F.conv2d``/``F.conv_transpose2d`` computes as it is: valid padding, no dilation
+    or groups, no output padding, an activation of ``_activation``'s."""
+    if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+        return False
+    transposed = isinstance(layer, keras.layers.Conv2DTranspose)
+    return (
+        layer.padding == "valid"
+        and tuple(layer.dilation_rate) == (1, 1)
+        and getattr(layer, "groups", 1) == 1
+        and not (transposed and layer.output_padding is not None)
+        and _activation(layer.activation.__name__) is not None
+    )
+
+
+def _live(layer: keras.layers.Layer) -> Function | None:
+    """``lower(layer, live=True)``."""
+    if isinstance(layer, (keras.layers.Dropout, keras.layers.BatchNormalization)):
+        return None
+    if type(layer) is InstanceNormalization and isinstance(layer.epsilon, float):
+        epsilon = layer.epsilon
+
+        def norm(x: torch.Tensor) -> torch.Tensor:
+            centred = x - x.mean(dim=(2, 3), keepdim=True)
+            x = centred * torch.rsqrt(centred.square().mean(dim=(2, 3), keepdim=True) + epsilon)
+            if layer.gamma is not None:
+                x = x * layer.gamma.value.reshape(1, -1, 1, 1)
+            return x + layer.beta.value.reshape(1, -1, 1, 1) if layer.beta is not None else x
+
+        return norm
+    if _plain_conv(layer):
+        activation = _activation(layer.activation.__name__)
+        conv = F.conv_transpose2d if isinstance(layer, keras.layers.Conv2DTranspose) else F.conv2d
+        strides = tuple(layer.strides)
+
+        def convolve(x: torch.Tensor) -> torch.Tensor:
+            bias = layer.bias.value if layer.use_bias else None
+            return activation(conv(x, layer.kernel.value.permute(3, 2, 0, 1), bias, stride=strides))
+
+        return convolve
+    if not layer.weights:
+        return lower(layer)  # weightless: the inference form, which is out of place unless asked
+    return None
+
+
+class _Node(typing.NamedTuple):
+    layer: keras.layers.Layer
+    inputs: list[int]
+    output: int
+
+
+class _Graph(typing.NamedTuple):
+    ops: list[_Node]
+    input: int
+    output: int
+
+
+def functional_graph(model: keras.Model) -> _Graph | None:
+    """A functional model's layers in order with the tensors each reads and writes (as ids), or None
+    for a model of several inputs or outputs, or a layer called more than once."""
+    if len(getattr(model, "inputs", None) or ()) != 1 or len(model.outputs) != 1:
+        return None
+    ops = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        try:
+            inputs, output = layer.input, layer.output
+        except (AttributeError, ValueError):
+            return None
+        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        ops.append(_Node(layer, [id(t) for t in inputs], id(output)))
+    return _Graph(ops, id(model.inputs[0]), id(model.outputs[0]))
+
+
+def training_call(model: keras.Model) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``model(x, training=True)`` for a channels-last float32 tensor, as PyTorch's own functions on
+    channels-first views, differentiable with respect to the model's weights: the same numbers without
+    Keras' work around each layer call (argument checks, conversions, layouts). None for a model that
+    cannot run so (a layer without a live form, mixed precision)."""
+    graph = functional_graph(model)
+    if graph is None or any(layer.compute_dtype != "float32" for layer in model.layers):
+        return None
+    steps = [(lower(op.layer, live=True), op) for op in graph.ops]
+    if any(function is None for function, _ in steps):
+        return None
+    readers: dict[int, int] = {}
+    for op in graph.ops:
+        for tensor in op.inputs:
+            readers[tensor] = readers.get(tensor, 0) + 1
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        left = dict(readers)
+        values = {graph.input: x.permute(0, 3, 1, 2)}
+        for function, op in steps:
+            args = [values[tensor] for tensor in op.inputs]
+            values[op.output] = function(args if len(args) > 1 else args[0])
+            for tensor in op.inputs:
+                left[tensor] -= 1
+                if not left[tensor]:
+                    del values[tensor]
+        return values[graph.output].permute(0, 2, 3, 1)
+
+    return call
+
+
+def native_call(graph, statistics=None) -> Callable[[np.ndarray], np.ndarray]:
     """The generator of a ``TiledGenerator`` as a function of a float32 ``[N, H, W, C]`` numpy batch,
-    run channels-first under ``torch.inference_mode`` with each tensor freed after its last reader."""
+    run channels-first under ``torch.inference_mode`` with each tensor freed after its last reader.
+
+    Args:
+        graph: the ``TiledGenerator``.
+        statistics: what each instance norm normalises with instead of its input's own statistics
+            (``deploy.tiling.Statistics``, keyed by the norm's input).
+    """
     readers: dict[int, int] = {}
     for op in graph.ops:
         for tensor in op.inputs:
@@ -158,7 +293,9 @@ def native_call(graph) -> Callable[[np.ndarray], np.ndarray]:
     }
     steps = []
     for op, function in zip(graph.ops, lowered):
-        if function is None:
+        if statistics is not None and isinstance(op.layer, InstanceNormalization):
+            function = _given_statistics(op.layer, op.inputs[0], statistics)
+        elif function is None:
             function = _channels_last(op.layer)
         elif isinstance(op.layer, _IN_PLACE) and readers[op.inputs[0]] == 1 and op.inputs[0] not in shared:
             function = lower(op.layer, inplace=True)

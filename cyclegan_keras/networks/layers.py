@@ -107,6 +107,20 @@ class InstanceNormalization(keras.layers.Layer):
             x = x + ops.cast(self.beta, "float32")
         return ops.cast(x, self.compute_dtype)
 
+    def normalise_with(self, inputs, mean: np.ndarray, variance: np.ndarray):
+        """``inputs`` normalised with statistics given in float64 (arrays that broadcast against
+        ``inputs``' channels-last shape), not the inputs' own: tiles of a photo with the whole photo's
+        (``deploy.tiling``), frames of a video with the clip's (``video.statistics``)."""
+        x = ops.cast(inputs, "float32")
+        scale = 1.0 / np.sqrt(variance + np.asarray(self.epsilon, np.float64))
+        mean, scale = (ops.convert_to_tensor(v.astype(np.float32)) for v in (mean, scale))
+        x = (x - mean) * scale
+        if self.gamma is not None:
+            x = x * ops.cast(self.gamma, "float32")
+        if self.beta is not None:
+            x = x + ops.cast(self.beta, "float32")
+        return ops.cast(x, self.compute_dtype)
+
     def _epsilon(self):
         if isinstance(self.epsilon, float):
             return self.epsilon

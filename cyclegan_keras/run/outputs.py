@@ -126,8 +126,7 @@ def check_new_files(paths: Iterable[str], protected: Iterable[str] = (), overwri
     inputs = [p for p in paths if os.path.realpath(p) in protected]
     if inputs:
         raise OutputExistsError(
-            f"Writing {inputs[0]!r} would replace an input image ({len(inputs)} in all): "
-            "pass another --out folder."
+            f"Writing {inputs[0]!r} would replace an input ({len(inputs)} in all): pass another --out folder."
         )
     existing = [p for p in paths if os.path.lexists(p)]
     if existing and not overwrite:

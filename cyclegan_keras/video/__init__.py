@@ -1,0 +1,1 @@
+"""Video: clips translated frame by frame through PyAV, with instance-norm statistics along time."""
