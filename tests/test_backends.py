@@ -171,6 +171,8 @@ def test_a_run_on_the_other_backend_exports_like_one_trained_on_tensorflow(other
     work = other[1]
     run = found(other, "run")
     assert run["exit"] == 0 and run["samples"] == ["epoch_0001.png", "epoch_0002.png"]
+    if other[0] == "torch":  # --jit-compile: one line why not, and the run trains uncompiled
+        assert len(run["jit_note"]) == 1 and "torch.compile" in run["jit_note"][0], run["jit_note"]
     assert {"checkpoints", "config.json", "generator_ab.keras", "history.csv"} <= set(run["files"])
     assert "logs" not in run["files"]  # TensorBoard's writers are TensorFlow's
     result = export_generator(
@@ -245,6 +247,15 @@ def test_official_variants_train_on_the_other_backend(other):
     variants = found(other, "variants")
     assert variants["moving_mean_change"] > 0 and variants["losses_finite"]
     assert variants["pool_channels"] == [1, 3]
+
+
+def test_pytorch_trains_through_its_own_functions_with_kerass_numbers(other):
+    # The step's networks run as PyTorch functions (no Keras layer calls): same outputs and gradients.
+    if other[0] != "torch":
+        pytest.skip("PyTorch's lean training call only")
+    gaps = found(other, "lean_training")
+    assert gaps["generator"] < 1e-5 and gaps["discriminator"] < 1e-5, gaps
+    assert gaps["generator_grads"] < 1e-5 and gaps["discriminator_grads"] < 1e-5, gaps
 
 
 def test_bfloat16_trains_on_pytorchs_reference_convolutions(other):

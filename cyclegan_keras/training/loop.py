@@ -121,11 +121,25 @@ def build_cyclegan(config: TrainConfig) -> CycleGAN:
     model.compile(
         generator_optimizer=official_adam(config.lr, config.beta1),
         discriminator_optimizer=official_adam(config.lr, config.beta1),
-        # JAX runs a step uncompiled, op by op, unless it is jitted (docs/benchmarks.md).
-        jit_compile=config.jit_compile or keras.backend.backend() == "jax",
+        jit_compile=_jit_compile(config),
         steps_per_execution=config.steps_per_execution,
     )
     return model
+
+
+# Why --jit-compile is not used on PyTorch (said when the run starts).
+TORCH_JIT_NOTE = (
+    "--jit-compile on PyTorch: torch.compile recompiles the CycleGAN step over and over (158 s for the "
+    "first 4 steps of a 32 px run here, docs/benchmarks.md): the step runs in PyTorch's own functions "
+    "instead, uncompiled."
+)
+
+
+def _jit_compile(config: TrainConfig) -> bool:
+    """Whether Keras compiles the step: always on JAX (uncompiled it runs op by op, docs/benchmarks.md),
+    never on PyTorch (``TORCH_JIT_NOTE``), else as ``--jit-compile`` says."""
+    backend = keras.backend.backend()
+    return backend == "jax" or (config.jit_compile and backend != "torch")
 
 
 def _domains(config: TrainConfig) -> dict[str, list]:
@@ -287,6 +301,8 @@ def train(
         tensorflow = config.backend == "tensorflow"
         strategy = distribution_strategy(config.strategy, config.worker_timeout) if tensorflow else None
         take_back_sigterm()
+        if backend == "torch" and config.jit_compile:
+            notes = [*notes, TORCH_JIT_NOTE]
         if chief and verbose != 0:
             print(setup_line(config), *notes, sep="\n", flush=True)
         if not chief:

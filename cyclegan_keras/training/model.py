@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -289,44 +291,41 @@ class CycleGAN(keras.Model):
 
     # -- Training ---------------------------------------------------------------------------------
 
-    def generator_losses(self, a, b, training: bool):
-        fake_b = self.generator_ab(a, training=training)
-        fake_a = self.generator_ba(b, training=training)
-        cycled_a = self.generator_ba(fake_b, training=training)
-        cycled_b = self.generator_ab(fake_a, training=training)
+    def generator_losses(self, a, b, training: bool, call: NetworkCall | None = None):
+        """The generators' loss terms, and the fakes. ``call(network, images, training)`` runs a network
+        (default: ``network(images, training=training)``; the PyTorch step passes a leaner one)."""
+        call = call or _keras_call
+        fake_b = call(self.generator_ab, a, training)
+        fake_a = call(self.generator_ba, b, training)
+        cycled_a = call(self.generator_ba, fake_b, training)
+        cycled_b = call(self.generator_ab, fake_a, training)
         losses = {
-            "adv_ab": generator_adversarial_loss(
-                self.discriminator_b(fake_b, training=training), self.gan_mode
-            ),
-            "adv_ba": generator_adversarial_loss(
-                self.discriminator_a(fake_a, training=training), self.gan_mode
-            ),
+            "adv_ab": generator_adversarial_loss(call(self.discriminator_b, fake_b, training), self.gan_mode),
+            "adv_ba": generator_adversarial_loss(call(self.discriminator_a, fake_a, training), self.gan_mode),
             "cycle_aba": self.lambda_a * _l1(cycled_a, a),
             "cycle_bab": self.lambda_b * _l1(cycled_b, b),
         }
         if self.lambda_identity > 0:
-            losses["identity_ab"] = (
-                self.lambda_b * self.lambda_identity * _l1(self.generator_ab(b, training=training), b)
-            )
-            losses["identity_ba"] = (
-                self.lambda_a * self.lambda_identity * _l1(self.generator_ba(a, training=training), a)
-            )
+            identity = self.lambda_identity
+            losses["identity_ab"] = self.lambda_b * identity * _l1(call(self.generator_ab, b, training), b)
+            losses["identity_ba"] = self.lambda_a * identity * _l1(call(self.generator_ba, a, training), a)
         else:
             losses["identity_ab"] = losses["identity_ba"] = ops.zeros((), "float32")
         return losses, fake_a, fake_b
 
-    def discriminator_loss(self, discriminator, real, fake, training: bool):
+    def discriminator_loss(self, discriminator, real, fake, training: bool, call: NetworkCall | None = None):
+        call = call or _keras_call
         loss = discriminator_adversarial_loss(
-            discriminator(real, training=training), discriminator(fake, training=training), self.gan_mode
+            call(discriminator, real, training), call(discriminator, fake, training), self.gan_mode
         )
         if self.gan_mode == "wgangp":
             loss += gradient_penalty(discriminator, real, fake, seed=self.penalty_seed)
         return loss
 
-    def discriminator_losses(self, a, b, pooled_a, pooled_b) -> dict:
+    def discriminator_losses(self, a, b, pooled_a, pooled_b, call: NetworkCall | None = None) -> dict:
         return {
-            "disc_a": self.discriminator_loss(self.discriminator_a, a, pooled_a, training=True),
-            "disc_b": self.discriminator_loss(self.discriminator_b, b, pooled_b, training=True),
+            "disc_a": self.discriminator_loss(self.discriminator_a, a, pooled_a, True, call),
+            "disc_b": self.discriminator_loss(self.discriminator_b, b, pooled_b, True, call),
         }
 
     def train_step(self, *args):
@@ -363,6 +362,14 @@ class CycleGAN(keras.Model):
         for name, tracker in self.loss_trackers.items():
             tracker.update_state(losses[name])
         return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
+
+
+# How a loss runs a network: ``call(network, images, training)``.
+NetworkCall = Callable[[keras.Model, Any, bool], Any]
+
+
+def _keras_call(network: keras.Model, images, training: bool):
+    return network(images, training=training)
 
 
 def _same_size(generator: keras.Model, images, training: bool):
