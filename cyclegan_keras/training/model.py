@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -166,8 +168,8 @@ class CycleGAN(keras.Model):
         package's pipelines shuffle themselves (seeded, per epoch), reproducibly.
         """
         # Creating the pools' and optimizers' variables now, rather than inside the traced step, spares
-        # TensorFlow a second trace of the whole training graph.
-        shape = _image_batch_shape(x)
+        # TensorFlow a second trace of the whole training graph, whatever kind of input ``x`` is.
+        x, shape = _image_batch_shape(x) if not self.built else (x, None)
         scope = getattr(self, "distribute_strategy", None)  # TensorFlow's trainer only
         with scope.scope() if scope is not None else contextlib.nullcontext():
             if shape is not None and not self.built:
@@ -181,7 +183,9 @@ class CycleGAN(keras.Model):
     def predict(self, x, *args, **kwargs):
         """``keras.Model.predict``: A -> B translations, at the images' own size."""
         # The pools' variables cannot be made inside the stateless step JAX's predict runs in.
-        shape = tuple(x.shape) if getattr(x, "ndim", None) == 4 else _image_batch_shape(x)
+        shape = tuple(x.shape) if getattr(x, "ndim", None) == 4 else None
+        if shape is None and _is_tf_dataset(x):
+            shape = _image_batch_shape(x)[1]
         if shape is not None and not self.built:
             self.build(shape)
         return super().predict(x, *args, **kwargs)
@@ -407,12 +411,31 @@ def _unpack(data):
     )
 
 
-def _image_batch_shape(data) -> tuple | None:
-    """The shape of domain A's batches, when the data says it up front."""
+def _image_batch_shape(data) -> tuple:
+    """``(data, shape)``: the shape of domain A's batches (batch size unknown) where the data says it or
+    its first batch can be read ahead, and the data to train on (a generator read ahead is restored)."""
+    first = None
     if _is_tf_dataset(data):
         import tensorflow as tf
 
         spec = data.element_spec
         spec = spec["a"] if isinstance(spec, dict) else spec[0] if isinstance(spec, tuple) else None
-        return tuple(spec.shape) if isinstance(spec, tf.TensorSpec) and spec.shape.rank == 4 else None
-    return None
+        shape = tuple(spec.shape) if isinstance(spec, tf.TensorSpec) and spec.shape.rank == 4 else None
+        return data, shape
+    if isinstance(data, keras.utils.PyDataset):
+        first = data[0] if len(data) else None
+    elif isinstance(data, dict) or (isinstance(data, (tuple, list)) and len(data) == 2):
+        first = data
+    elif inspect.isgenerator(data):
+        try:
+            first = next(data)
+        except StopIteration:
+            return iter(()), None
+        data = itertools.chain([first], data)
+        data = (item for item in data)  # a generator again, as Keras takes it
+    try:
+        images = _unpack(first)[0] if first is not None else None
+    except (ValueError, TypeError):
+        return data, None
+    shape = getattr(images, "shape", None)
+    return data, (None, *tuple(shape)[1:]) if shape is not None and len(shape) == 4 else None

@@ -76,10 +76,12 @@ def foreach_adam_update(optimizer, grads, trainable_variables, learning_rate) ->
         variables = [variable.value for variable in trainable_variables]
         dtype = variables[0].dtype
         grads = [gradient.to(dtype) for gradient in grads]
-        lr = keras.ops.convert_to_tensor(learning_rate).to(dtype)
-        step = (optimizer.iterations.value + 1).to(dtype)
-        correction_1 = 1 - torch.pow(optimizer.beta_1, step)
-        correction_2 = 1 - torch.pow(optimizer.beta_2, step)
+        # Python numbers, as torch.optim.Adam's CPU path: a 0-d tensor beside every tensor of a foreach
+        # op is a broadcast per tensor (its square root took 4x as long).
+        lr = float(keras.ops.convert_to_numpy(learning_rate))
+        step = float(keras.ops.convert_to_numpy(optimizer.iterations.value)) + 1
+        correction_1 = 1 - optimizer.beta_1**step
+        correction_2 = 1 - optimizer.beta_2**step
         indices = [optimizer._get_variable_index(variable) for variable in trainable_variables]
         m = [optimizer._momentums[i].value for i in indices]
         v = [optimizer._velocities[i].value for i in indices]
@@ -87,11 +89,9 @@ def foreach_adam_update(optimizer, grads, trainable_variables, learning_rate) ->
         torch._foreach_mul_(v, optimizer.beta_2)
         torch._foreach_addcmul_(v, grads, grads, value=1 - optimizer.beta_2)
         denominators = torch._foreach_sqrt(v)
-        torch._foreach_div_(denominators, torch.sqrt(correction_2))
+        torch._foreach_div_(denominators, correction_2**0.5)
         torch._foreach_add_(denominators, optimizer.epsilon)
-        updates = torch._foreach_div(m, denominators)
-        torch._foreach_mul_(updates, lr / correction_1)
-        torch._foreach_sub_(variables, updates)
+        torch._foreach_addcdiv_(variables, m, denominators, value=-lr / correction_1)
 
 
 def input_gradient(function, x):
