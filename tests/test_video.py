@@ -207,6 +207,7 @@ def test_bad_videos_and_flags_are_one_line_each(tiny_generator_file, tmp_path, c
             str(clip), "--out", str(tmp_path / "o7.mp4"), "--video-stats", "clip", "--stats-momentum", "0.5"
         ],
         "no such encoder": [str(clip), "--out", str(tmp_path / "o8.mp4"), "--codec", "nonesuch"],
+        "pass a video file name": [str(clip), "--out", str(tmp_path / "o9.png")],
     }  # fmt: skip
     for expected, args in cases.items():
         code, err = _status_and_error(["translate", *model, *args], capsys)

@@ -135,7 +135,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         tile=args.tile,
         tile_stats=args.tile_stats,
         max_memory=args.max_memory,
-        verbose=True,
+        verbose=not videos,  # a video has one progress bar over its frames, not one per frame's tiles
     )
     if videos:
         with stop_on_sigterm():  # a kill, like Ctrl-C, leaves no unfinished video behind
@@ -178,6 +178,8 @@ def _video_targets(videos: list[str], out: str, overwrite: bool) -> list[str]:
     missing = [path for path in videos if not os.path.isfile(path)]
     if missing:
         raise MissingInputError(f"No video at: {', '.join(missing)}")
+    if os.path.splitext(out)[1] and not is_video(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out!r} for videos: pass a video file name (.mp4, .mkv, ...) or a folder.")
     if is_video(out) and not os.path.isdir(out):
         if len(videos) != 1:
             raise UsageError(

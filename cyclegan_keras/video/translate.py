@@ -147,16 +147,22 @@ def translate_video(
             reader.close()
             raise
         if verbose:
-            passes = " (second pass)" if mode == "clip" else ""
-            print(
-                f"Writing {os.path.basename(out)}: {info.width}x{info.height} at {float(info.rate):.3g} fps, "
-                f"{codec_label(writer.codec)}{f' crf {writer.crf}' if writer.crf is not None else ''}, "
-                f"{'audio copied, ' if writer.audio is not None else ''}--video-stats {mode}{passes}"
-            )
+            _announce(out, info, writer, mode)
         frames = _stream(reader, writer, run, batch, _progress(info.frames, verbose))
         if not frames:
             raise UsageError(f"{source!r} has no frames.")
     return VideoResult(out, frames, writer.codec, mode, time.perf_counter() - start)
+
+
+def _announce(out: str, info, writer: VideoWriter, mode: str) -> None:
+    """The line that says what is written: size, rate, encoder, audio, statistics."""
+    passes = " (second pass)" if mode == "clip" else ""
+    quality = f" crf {writer.crf}" if writer.crf is not None else ""
+    audio = "audio copied, " if writer.audio is not None else ""
+    print(
+        f"Writing {os.path.basename(out)}: {info.width}x{info.height} at {float(info.rate):.3g} fps, "
+        f"{codec_label(writer.codec)}{quality}, {audio}--video-stats {mode}{passes}"
+    )
 
 
 def _frames_translator(translator: Runner, statistics) -> Callable:
