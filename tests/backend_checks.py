@@ -273,13 +273,17 @@ def few_step_run(work: str, data_dir: str) -> dict:
     if keras.backend.backend() == "torch":
         args.append("--jit-compile")  # said in one line, and the step runs uncompiled
     said = io.StringIO()
+    home = os.path.join(work, "home")
+    os.environ["CYCLEGAN_KERAS_HOME"] = home  # where JAX keeps the compiled step
     with contextlib.redirect_stdout(said):
         status = main(args)
+    compiled = os.path.join(home, "jax")
     return {
         "exit": status,
         "files": sorted(os.listdir(out)),
         "samples": sorted(os.listdir(f"{out}/samples")),
         "jit_note": [line for line in said.getvalue().splitlines() if line.startswith("--jit-compile")],
+        "compiled_steps": len(os.listdir(compiled)) if os.path.isdir(compiled) else 0,
     }
 
 

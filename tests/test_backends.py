@@ -173,6 +173,8 @@ def test_a_run_on_the_other_backend_exports_like_one_trained_on_tensorflow(other
     assert run["exit"] == 0 and run["samples"] == ["epoch_0001.png", "epoch_0002.png"]
     if other[0] == "torch":  # --jit-compile: one line why not, and the run trains uncompiled
         assert len(run["jit_note"]) == 1 and "torch.compile" in run["jit_note"][0], run["jit_note"]
+    # JAX keeps its compiled programs in the package's cache, for the next run of the same settings.
+    assert (run["compiled_steps"] > 0) == (other[0] == "jax"), run["compiled_steps"]
     assert {"checkpoints", "config.json", "generator_ab.keras", "history.csv"} <= set(run["files"])
     assert "logs" not in run["files"]  # TensorBoard's writers are TensorFlow's
     result = export_generator(

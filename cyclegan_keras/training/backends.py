@@ -112,6 +112,24 @@ def make_deterministic(backend: str) -> None:
         torch.use_deterministic_algorithms(True)
 
 
+def keep_compiled_steps(backend: str) -> str | None:
+    """On JAX: XLA's compiled programs kept in ``$CYCLEGAN_KERAS_HOME/jax`` (JAX's persistent
+    compilation cache), so that a resumed or repeated run of the same settings starts without compiling
+    its step again (25-32 s on an H200, docs/benchmarks.md). A cache the user set already is kept.
+    Returns the folder, or None where nothing was set."""
+    if backend != "jax":
+        return None
+    import jax
+
+    if jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return None
+    from cyclegan_keras.system.cache import cache_dir
+
+    folder = cache_dir("jax")
+    jax.config.update("jax_compilation_cache_dir", folder)
+    return folder
+
+
 def device_names(backend: str) -> list[str]:
     """The devices ``backend`` trains on, as ``cpu:0``, ``gpu:0``, ``tpu:0`` (``keras.distribution``
     lists them on JAX only)."""

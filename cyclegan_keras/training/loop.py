@@ -48,6 +48,7 @@ from cyclegan_keras.training.backends import (
     check_backend_options,
     device_names,
     input_pipeline,
+    keep_compiled_steps,
     make_deterministic,
 )
 from cyclegan_keras.training.backends import select_backend as _select_backend
@@ -292,6 +293,7 @@ def train(
         _select_backend(config.backend)  # refuses another backend than the one Keras runs on
     config.backend = backend
     check_backend_options(config, backend)
+    keep_compiled_steps(backend)
     check_training_memory(config)
     with stop_on_sigterm():
         chief = is_chief(config.strategy)
