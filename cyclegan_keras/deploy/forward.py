@@ -86,19 +86,12 @@ def _torch(generator: keras.Model, graph) -> Callable:
 
 def _layer_by_layer(graph, batch: np.ndarray):
     """The generator's layers in order, each tensor dropped after its last reader."""
-    readers: dict[int, int] = {}
-    for op in graph.ops:
-        for tensor in op.inputs:
-            readers[tensor] = readers.get(tensor, 0) + 1
-    values = {graph.input: keras.ops.convert_to_tensor(batch)}
-    for op in graph.ops:
-        args = [values[tensor] for tensor in op.inputs]
-        values[op.output] = op.layer(args if len(args) > 1 else args[0], training=False)
-        for tensor in op.inputs:
-            readers[tensor] -= 1
-            if not readers[tensor]:
-                del values[tensor]
-    return values[graph.output]
+    from cyclegan_keras.deploy.graph import run_layers
+
+    def apply(op, args):
+        return op.layer(args if len(args) > 1 else args[0], training=False)
+
+    return run_layers(graph, keras.ops.convert_to_tensor(batch), apply)
 
 
 _CALLS = {"tensorflow": _tensorflow, "jax": _jax, "torch": _torch}

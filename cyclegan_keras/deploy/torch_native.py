@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cyclegan_keras.deploy.graph import reader_counts, run_layers
 from cyclegan_keras.networks.layers import InstanceNormalization, ReflectionPadding2D
 
 Function = Callable[..., torch.Tensor]
@@ -280,24 +281,19 @@ def training_call(model: keras.Model) -> Callable[[torch.Tensor], torch.Tensor] 
     steps = [(lower(op.layer, live=True), op) for op in graph.ops]
     if any(function is None for function, _ in steps):
         return None
-    readers: dict[int, int] = {}
-    for op in graph.ops:
-        for tensor in op.inputs:
-            readers[tensor] = readers.get(tensor, 0) + 1
+    readers = reader_counts(graph)
+    return lambda x: _run(graph, steps, readers, x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
-    def call(x: torch.Tensor) -> torch.Tensor:
-        left = dict(readers)
-        values = {graph.input: x.permute(0, 3, 1, 2)}
-        for function, op in steps:
-            args = [values[tensor] for tensor in op.inputs]
-            values[op.output] = function(args if len(args) > 1 else args[0])
-            for tensor in op.inputs:
-                left[tensor] -= 1
-                if not left[tensor]:
-                    del values[tensor]
-        return values[graph.output].permute(0, 2, 3, 1)
 
-    return call
+def _run(graph, steps: list, readers: dict[int, int], inputs: torch.Tensor) -> torch.Tensor:
+    """The graph's ``(function, op)`` steps on channels-first ``inputs``, each tensor dropped after its
+    last reader."""
+    functions = {op.output: function for function, op in steps}
+
+    def apply(op, args):
+        return functions[op.output](args if len(args) > 1 else args[0])
+
+    return run_layers(graph, inputs, apply, readers)
 
 
 def native_call(graph, statistics=None) -> Callable[[np.ndarray], np.ndarray]:
@@ -309,10 +305,7 @@ def native_call(graph, statistics=None) -> Callable[[np.ndarray], np.ndarray]:
         statistics: what each instance norm normalises with instead of its input's own statistics
             (``deploy.tiling.Statistics``, keyed by the norm's input).
     """
-    readers: dict[int, int] = {}
-    for op in graph.ops:
-        for tensor in op.inputs:
-            readers[tensor] = readers.get(tensor, 0) + 1
+    readers = reader_counts(graph)
     normalised = {op.inputs[0] for op in graph.ops if type(op.layer) is InstanceNormalization}
     lowered = [
         lower(op.layer, normalised=op.output in normalised and readers[op.output] == 1) for op in graph.ops
@@ -337,18 +330,10 @@ def native_call(graph, statistics=None) -> Callable[[np.ndarray], np.ndarray]:
     device = keras.ops.convert_to_tensor(np.zeros((), np.float32)).device
 
     def call(batch: np.ndarray) -> np.ndarray:
-        left = dict(readers)
         with torch.inference_mode():
             inputs = torch.from_numpy(np.ascontiguousarray(batch)).to(device).permute(0, 3, 1, 2)
             # Channels-last memory under channels-first indexing: oneDNN's fastest convolutions here.
-            values = {graph.input: inputs.contiguous(memory_format=torch.channels_last)}
-            for function, op in steps:
-                args = [values[tensor] for tensor in op.inputs]
-                values[op.output] = function(args if len(args) > 1 else args[0])
-                for tensor in op.inputs:
-                    left[tensor] -= 1
-                    if not left[tensor]:
-                        del values[tensor]
-            return values[graph.output].permute(0, 2, 3, 1).float().cpu().numpy()
+            outputs = _run(graph, steps, readers, inputs.contiguous(memory_format=torch.channels_last))
+            return outputs.permute(0, 2, 3, 1).float().cpu().numpy()
 
     return call

@@ -21,6 +21,7 @@ import numpy as np
 from keras import ops
 
 from cyclegan_keras.data.images import pad_to_multiple, to_channels, to_float, to_uint8
+from cyclegan_keras.deploy.graph import run_layers
 from cyclegan_keras.deploy.options import STATS_MOMENTUM
 from cyclegan_keras.deploy.runners import KerasRunner
 from cyclegan_keras.errors import UsageError
@@ -140,30 +141,20 @@ class StatisticsTranslator:
 def _layer_by_layer(graph, batch: np.ndarray, statistics) -> np.ndarray:
     """The generator's layers one by one, each instance norm with ``statistics``, each tensor dropped
     after its last reader (no trace or compilation: the host reads every norm's statistics)."""
-    readers: dict[int, int] = {}
-    for op in graph.ops:
-        for tensor in op.inputs:
-            readers[tensor] = readers.get(tensor, 0) + 1
+
+    def apply(op, args):
+        if not isinstance(op.layer, InstanceNormalization):
+            return op.layer(args if len(args) > 1 else args[0], training=False)
+        x = ops.cast(args[0], "float32")
+        mean = ops.mean(x, axis=(1, 2))
+        variance = ops.mean(ops.square(x - mean[:, None, None, :]), axis=(1, 2))
+        found = (np.asarray(ops.convert_to_numpy(v), np.float64) for v in (mean, variance))
+        mean, variance = statistics(op.inputs[0], *found)
+        return op.layer.normalise_with(x, mean[:, None, None, :], variance[:, None, None, :])
+
     with _no_gradients():
-        values = {graph.input: ops.convert_to_tensor(batch)}
-        for op in graph.ops:
-            args = [values[tensor] for tensor in op.inputs]
-            if isinstance(op.layer, InstanceNormalization):
-                x = ops.cast(args[0], "float32")
-                mean = ops.mean(x, axis=(1, 2))
-                variance = ops.mean(ops.square(x - mean[:, None, None, :]), axis=(1, 2))
-                mean, variance = statistics(op.inputs[0], *(np.asarray(ops.convert_to_numpy(v), np.float64)
-                                                             for v in (mean, variance)))  # fmt: skip
-                values[op.output] = op.layer.normalise_with(
-                    x, mean[:, None, None, :], variance[:, None, None, :]
-                )
-            else:
-                values[op.output] = op.layer(args if len(args) > 1 else args[0], training=False)
-            for tensor in op.inputs:
-                readers[tensor] -= 1
-                if not readers[tensor]:
-                    del values[tensor]
-        return np.asarray(ops.convert_to_numpy(values[graph.output]), np.float32)
+        outputs = run_layers(graph, ops.convert_to_tensor(batch), apply)
+        return np.asarray(ops.convert_to_numpy(outputs), np.float32)
 
 
 def _no_gradients():
