@@ -118,6 +118,21 @@ def test_statistics_along_time_are_exact_on_this_backend():
     assert_statistics(statistics_gaps())
 
 
+def test_running_statistics_average_the_mean_and_second_moment_over_calls():
+    from cyclegan_keras.video.statistics import RunningStatistics
+
+    means, variances = np.array([[1.0], [3.0], [5.0]]), np.array([[4.0], [1.0], [0.0]])
+    # second moments 5, 10, 25; at momentum 0.75: means 1, 1.5, 2.375 and second moments 5, 6.25, 10.9375
+    expected_means = np.array([[1.0], [1.5], [2.375]])
+    expected_variances = np.array([[4.0], [6.25 - 1.5**2], [10.9375 - 2.375**2]])
+    together = RunningStatistics(0.75)(7, means, variances)
+    split = RunningStatistics(0.75)
+    parts = [split(7, means[:2], variances[:2]), split(7, means[2:], variances[2:])]
+    for found in (together, tuple(np.concatenate(p) for p in zip(*parts))):
+        np.testing.assert_allclose(found[0], expected_means)
+        np.testing.assert_allclose(found[1], expected_variances)
+
+
 @pytest.mark.parametrize("mode", ["clip", "running"])
 def test_shared_statistics_change_the_frames_and_keep_the_stream(runner, tmp_path, mode):
     clip = tmp_path / "source.mp4"
