@@ -81,7 +81,7 @@ def test_a_whole_photo_takes_the_memory_its_estimate_says():
         assert 1 / 1.5 <= ratio <= 1.5, (backend, side, found)
         graph = TiledGenerator(resnet_generator())
         every_tensor = sum(4 * h * w * graph.channels[t] for t, (h, w) in graph.sizes(side, side).items())
-        assert every_tensor > 5 * found["measured"], (backend, side, found)
+        assert every_tensor > 4 * found["measured"], (backend, side, found)
 
 
 @pytest.mark.slow
