@@ -326,11 +326,20 @@ def lean_training_call() -> dict:
 
     from cyclegan_keras import patchgan_discriminator, resnet_generator
     from cyclegan_keras.deploy.torch_native import training_call
+    from cyclegan_keras.networks.layers import InstanceNormalization
 
+    inputs = keras.Input((None, None, 3))
+    norm = InstanceNormalization(center=True, scale=True)
+    x = norm(keras.layers.Conv2D(8, 3, activation="relu")(inputs))
+    learned = keras.Model(inputs, keras.layers.Conv2D(3, 3)(x))
+    rng = np.random.default_rng(6)
+    norm.gamma.assign(rng.uniform(0.5, 2.0, 8).astype("float32"))
+    norm.beta.assign(rng.uniform(-1.0, 1.0, 8).astype("float32"))
     gaps = {}
     for name, network in (
         ("generator", resnet_generator(2, ngf=8)),
         ("discriminator", patchgan_discriminator(2, ndf=8)),
+        ("learned_norm", learned),  # an instance norm's own gain and offset, and their gradients
     ):
         images = torch.from_numpy(_images(5, (2, 32, 32, 3)))
         lean = training_call(network)
@@ -348,6 +357,37 @@ def lean_training_call() -> dict:
             max(float(np.max(np.abs(a - b))) for a, b in zip(keras_grads, lean_grads)) / scale
         )
     return gaps
+
+
+def grouped_adam() -> dict:
+    """PyTorch: ``OfficialAdam``'s update, which runs over cache-sized groups of variables on a CPU,
+    against ``torch.optim.Adam`` over five steps (variables larger and smaller than a group): the
+    number of groups, the variables' order through them, and the updates' difference relative to their
+    size."""
+    import torch
+
+    from cyclegan_keras import OfficialAdam
+    from cyclegan_keras.training.steps import torch as torch_step
+
+    rng = np.random.default_rng(7)
+    shapes = [(3, 3, 64, 256), (64,), (7, 7, 3, 64), (4, 4, 256, 512), (256,), (3, 3, 256, 256), (3,)]
+    starts = [(rng.standard_normal(shape) * 1e-2).astype("float32") for shape in shapes]  # round-off < moves
+    grads = [[(rng.standard_normal(shape) * 1e-3).astype("float32") for shape in shapes] for _ in range(5)]
+    variables = [keras.Variable(start.copy()) for start in starts]
+    reference = [torch.tensor(start.copy(), requires_grad=True) for start in starts]
+    ours, theirs = OfficialAdam(2e-4, 0.5, 0.999, 1e-8), torch.optim.Adam(reference, 2e-4, (0.5, 0.999), 1e-8)
+    for step in grads:
+        ours.apply_gradients([(torch.from_numpy(g), v) for g, v in zip(step, variables)])
+        for weight, gradient in zip(reference, step):
+            weight.grad = torch.from_numpy(gradient)
+        theirs.step()
+    theirs_moves = np.concatenate([(r.detach().numpy() - s).ravel() for r, s in zip(reference, starts)])
+    our_moves = np.concatenate(
+        [(keras.ops.convert_to_numpy(v) - s).ravel() for v, s in zip(variables, starts)]
+    )
+    gap = np.linalg.norm(our_moves - theirs_moves) / np.linalg.norm(theirs_moves)
+    groups = torch_step._groups([v.value for v in variables], torch_step.CPU_GROUP_BYTES)
+    return {"groups": len(groups), "order": [i for group in groups for i in group], "gap": float(gap)}
 
 
 def run_checks(work: str, data_dir: str, names: list[str] | None = None) -> dict:
@@ -369,6 +409,7 @@ def run_checks(work: str, data_dir: str, names: list[str] | None = None) -> dict
     if keras.backend.backend() == "torch":
         checks["bfloat16_reference_path"] = bfloat16_without_onednn
         checks["lean_training"] = lean_training_call
+        checks["grouped_adam"] = grouped_adam
     results = {"backend": keras.backend.backend()}
     for name, check in checks.items():
         if names is not None and name not in names:

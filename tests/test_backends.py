@@ -256,8 +256,18 @@ def test_pytorch_trains_through_its_own_functions_with_kerass_numbers(other):
     if other[0] != "torch":
         pytest.skip("PyTorch's lean training call only")
     gaps = found(other, "lean_training")
-    assert gaps["generator"] < 1e-5 and gaps["discriminator"] < 1e-5, gaps
-    assert gaps["generator_grads"] < 1e-5 and gaps["discriminator_grads"] < 1e-5, gaps
+    assert all(gaps[name] < 1e-5 for name in ("generator", "discriminator", "learned_norm")), gaps
+    assert all(gaps[name + "_grads"] < 1e-5 for name in ("generator", "discriminator", "learned_norm")), gaps
+
+
+def test_pytorchs_adam_in_cache_sized_groups_updates_as_torch_adam(other):
+    """The step's Adam runs over groups of variables on a CPU (each group while it is in cache): every
+    variable once, in order, and the updates of ``torch.optim.Adam``."""
+    if other[0] != "torch":
+        pytest.skip("PyTorch's optimizer update only")
+    adam = found(other, "grouped_adam")
+    assert adam["groups"] > 2 and adam["order"] == list(range(7)), adam
+    assert adam["gap"] < 1e-5, adam
 
 
 def test_bfloat16_trains_on_pytorchs_reference_convolutions(other):

@@ -65,8 +65,15 @@ def test_step(model, data):
     return model.track(model.evaluation_losses(*model.unpack(data)))
 
 
+# Adam's update runs over the variables in groups of about this many bytes on a CPU, each group while it
+# is in cache, as torch.optim.Adam's loop over tensors does: each foreach op over all of a CycleGAN's
+# 28M weights at once is a pass through memory, 2x the time at 32 px (docs/benchmarks.md). On a GPU,
+# one group: fewest launches.
+CPU_GROUP_BYTES = 1 << 20
+
+
 def foreach_adam_update(optimizer, grads, trainable_variables, learning_rate) -> None:
-    """``OfficialAdam``'s update of every variable in one foreach call per op
+    """``OfficialAdam``'s update of every variable in one foreach call per op and group of variables
     (``torch.optim.Adam(foreach=True)``'s way).
 
     Keras runs ``update_step``'s ~10 ops per variable eagerly, each through its op dispatch: over a
@@ -85,13 +92,34 @@ def foreach_adam_update(optimizer, grads, trainable_variables, learning_rate) ->
         indices = [optimizer._get_variable_index(variable) for variable in trainable_variables]
         m = [optimizer._momentums[i].value for i in indices]
         v = [optimizer._velocities[i].value for i in indices]
-        torch._foreach_lerp_(m, grads, 1 - optimizer.beta_1)
-        torch._foreach_mul_(v, optimizer.beta_2)
-        torch._foreach_addcmul_(v, grads, grads, value=1 - optimizer.beta_2)
-        denominators = torch._foreach_sqrt(v)
-        torch._foreach_div_(denominators, correction_2**0.5)
-        torch._foreach_add_(denominators, optimizer.epsilon)
-        torch._foreach_addcdiv_(variables, m, denominators, value=-lr / correction_1)
+        limit = CPU_GROUP_BYTES if variables[0].device.type == "cpu" else None
+        for group in _groups(variables, limit):
+            g_m, g_v, g_grads = [m[i] for i in group], [v[i] for i in group], [grads[i] for i in group]
+            g_variables = [variables[i] for i in group]
+            torch._foreach_lerp_(g_m, g_grads, 1 - optimizer.beta_1)
+            torch._foreach_mul_(g_v, optimizer.beta_2)
+            torch._foreach_addcmul_(g_v, g_grads, g_grads, value=1 - optimizer.beta_2)
+            denominators = torch._foreach_sqrt(g_v)
+            torch._foreach_div_(denominators, correction_2**0.5)
+            torch._foreach_add_(denominators, optimizer.epsilon)
+            torch._foreach_addcdiv_(g_variables, g_m, denominators, value=-lr / correction_1)
+
+
+def _groups(tensors: list[torch.Tensor], limit: int | None) -> list[list[int]]:
+    """Indices of ``tensors`` in consecutive groups of at most ``limit`` bytes (a larger tensor alone);
+    one group where ``limit`` is None."""
+    if limit is None:
+        return [list(range(len(tensors)))]
+    groups: list[list[int]] = [[]]
+    size = 0
+    for index, tensor in enumerate(tensors):
+        bytes_ = tensor.numel() * tensor.element_size()
+        if groups[-1] and size + bytes_ > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(index)
+        size += bytes_
+    return groups
 
 
 def input_gradient(function, x):
