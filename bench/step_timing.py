@@ -5,6 +5,10 @@ prints them side by side with ratios against the official recipe measured in the
 
     python bench/step_timing.py keras --backend jax --generator resnet_9blocks --size 256 --batch 1
     python bench/step_timing.py official --n-blocks 9 --size 256 --batch 1 [--mixed]
+    python bench/step_timing.py interleaved --generator resnet_9blocks --size 32 --steps 4 --repeats 8
+
+``interleaved`` takes PyTorch's step and the official one in turns in one process, for a machine whose
+speed drifts between processes.
 
 Each prints one JSON line. Neither imports TensorFlow (the Keras runs train on the Python input
 pipeline's kind of data: numpy batches), so both run on a machine that has only PyTorch and JAX.
@@ -40,6 +44,14 @@ def _median_step(run_steps, steps: int, repeats: int) -> tuple[float, float]:
 
 def keras_step(backend: str, generator: str, size: int, batch: int, precision: str, steps: int, repeats: int):
     """This package's ``CycleGAN.fit`` step on ``backend`` (set before Keras is imported)."""
+    run_steps, first = keras_runner(backend, generator, size, batch, precision, steps)
+    median, fastest = _median_step(run_steps, steps, repeats)
+    return {"what": f"keras {backend}", "first_s": first, "step_s": median, "fastest_s": fastest}
+
+
+def keras_runner(backend: str, generator: str, size: int, batch: int, precision: str, steps: int):
+    """``run_steps(n)``, which runs ``n <= steps`` steps of this package's ``CycleGAN.fit`` on
+    ``backend``, after a first call of 2 steps; and that first call's seconds."""
     os.environ["KERAS_BACKEND"] = backend
     sys.path.insert(0, REPO)
     import keras
@@ -58,14 +70,21 @@ def keras_step(backend: str, generator: str, size: int, batch: int, precision: s
 
     start = time.perf_counter()
     run_steps(2)  # compile (XLA on JAX and TensorFlow) and the first steps
-    first = time.perf_counter() - start
-    median, fastest = _median_step(run_steps, steps, repeats)
-    return {"what": f"keras {backend}", "first_s": first, "step_s": median, "fastest_s": fastest}
+    return run_steps, time.perf_counter() - start
 
 
 def official_step(n_blocks: int, size: int, batch: int, mixed: bool, steps: int, repeats: int):
     """The official ``optimize_parameters`` step (networks of ``tests/torch_reference.py``, Adam, LSGAN,
     the 50-image pools), on the GPU when there is one; ``mixed``: ``torch.autocast`` in bfloat16."""
+    run_steps, first, device = official_runner(n_blocks, size, batch, mixed)
+    median, fastest = _median_step(run_steps, steps, repeats)
+    name = "official PyTorch" + (" autocast bf16" if mixed else "")
+    return {"what": name, "first_s": first, "step_s": median, "fastest_s": fastest, "device": device}
+
+
+def official_runner(n_blocks: int, size: int, batch: int, mixed: bool):
+    """``run_steps(n)`` of the official step (``official_step``), after a first call of 2 steps; that
+    call's seconds; the device."""
     import torch
     from torch import nn
 
@@ -136,10 +155,27 @@ def official_step(n_blocks: int, size: int, batch: int, mixed: bool, steps: int,
 
     start = time.perf_counter()
     run_steps(2)
-    first = time.perf_counter() - start
-    median, fastest = _median_step(run_steps, steps, repeats)
-    name = "official PyTorch" + (" autocast bf16" if mixed else "")
-    return {"what": name, "first_s": first, "step_s": median, "fastest_s": fastest, "device": device}
+    return run_steps, time.perf_counter() - start, device
+
+
+def interleaved(generator: str, size: int, batch: int, steps: int, repeats: int) -> dict:
+    """The official step and this package's on PyTorch in one process, ``steps`` steps of each in turn,
+    ``repeats`` times: on a machine whose speed drifts (a shared VM) each round's ratio compares steps
+    taken seconds apart. The medians of the steps and of the rounds' ratios (above 1: faster)."""
+    keras_run, _ = keras_runner("torch", generator, size, batch, "float32", steps)
+    official_run, _, device = official_runner(GENERATOR_BLOCKS[generator], size, batch, False)
+    ours, official = [], []
+    for _ in range(repeats):
+        for run, times in ((official_run, official), (keras_run, ours)):
+            start = time.perf_counter()
+            run(steps)
+            times.append((time.perf_counter() - start) / steps)
+    ratios = [theirs / mine for theirs, mine in zip(official, ours)]
+    return {
+        "what": "keras torch, interleaved with the official", "official_step_s": float(np.median(official)),
+        "step_s": float(np.median(ours)), "vs_official": float(np.median(ratios)),
+        "round_ratios": [round(ratio, 3) for ratio in ratios], "device": device,
+    }  # fmt: skip
 
 
 def _run(args: list[str], env: dict) -> dict:
@@ -214,7 +250,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=("keras", "official"))
+    parser.add_argument("what", choices=("keras", "official", "interleaved"))
     parser.add_argument("--backend", default="jax")
     parser.add_argument("--generator", choices=GENERATOR_BLOCKS, default="resnet_9blocks")
     parser.add_argument("--n-blocks", type=int, default=9)
@@ -225,7 +261,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    if args.what == "keras":
+    if args.what == "interleaved":
+        row = interleaved(args.generator, args.size, args.batch, args.steps, args.repeats)
+    elif args.what == "keras":
         row = keras_step(args.backend, args.generator, args.size, args.batch, args.precision, args.steps,
                          args.repeats)  # fmt: skip
     else:
