@@ -335,11 +335,16 @@ def lean_training_call() -> dict:
     rng = np.random.default_rng(6)
     norm.gamma.assign(rng.uniform(0.5, 2.0, 8).astype("float32"))
     norm.beta.assign(rng.uniform(-1.0, 1.0, 8).astype("float32"))
+    one_pixel = keras.Sequential(
+        [keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 32), InstanceNormalization(center=True)]
+    )
+    one_pixel.layers[-1].beta.assign(rng.uniform(-1.0, 1.0, 4).astype("float32"))
     gaps = {}
     for name, network in (
         ("generator", resnet_generator(2, ngf=8)),
         ("discriminator", patchgan_discriminator(2, ndf=8)),
         ("learned_norm", learned),  # an instance norm's own gain and offset, and their gradients
+        ("one_pixel_norm", keras.Model(one_pixel.inputs, one_pixel.outputs)),  # its offset, as Keras'
     ):
         images = torch.from_numpy(_images(5, (2, 32, 32, 3)))
         lean = training_call(network)

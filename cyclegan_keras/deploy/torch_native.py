@@ -223,10 +223,11 @@ def _live(layer: keras.layers.Layer) -> Function | None:
 
         def norm(x: torch.Tensor) -> torch.Tensor:
             # PyTorch's own norm, as the official network's: one op and its backward, where the
-            # centring and scaling written out were eight (some 5% of a 32 px step).
+            # centring and scaling written out were eight (some 5% of a 32 px step). The op itself, not
+            # F.instance_norm, which refuses a 1 x 1 image in training (Keras' layer gives its offset).
             gamma = layer.gamma.value if layer.gamma is not None else None
             beta = layer.beta.value if layer.beta is not None else None
-            return F.instance_norm(x, weight=gamma, bias=beta, eps=epsilon)
+            return torch.instance_norm(x, gamma, beta, None, None, True, 0.0, epsilon, False)
 
         return norm
     if _plain_conv(layer):
