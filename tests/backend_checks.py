@@ -335,16 +335,15 @@ def lean_training_call() -> dict:
     rng = np.random.default_rng(6)
     norm.gamma.assign(rng.uniform(0.5, 2.0, 8).astype("float32"))
     norm.beta.assign(rng.uniform(-1.0, 1.0, 8).astype("float32"))
-    one_pixel = keras.Sequential(
-        [keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 32), InstanceNormalization(center=True)]
-    )
-    one_pixel.layers[-1].beta.assign(rng.uniform(-1.0, 1.0, 4).astype("float32"))
+    single = InstanceNormalization(center=True)  # over a 1 x 1 image: its offset, as Keras' layer gives
+    one_pixel = keras.Model(inputs, single(keras.layers.Conv2D(4, 32)(inputs)))
+    single.beta.assign(rng.uniform(-1.0, 1.0, 4).astype("float32"))
     gaps = {}
     for name, network in (
         ("generator", resnet_generator(2, ngf=8)),
         ("discriminator", patchgan_discriminator(2, ndf=8)),
         ("learned_norm", learned),  # an instance norm's own gain and offset, and their gradients
-        ("one_pixel_norm", keras.Model(one_pixel.inputs, one_pixel.outputs)),  # its offset, as Keras'
+        ("one_pixel_norm", one_pixel),
     ):
         images = torch.from_numpy(_images(5, (2, 32, 32, 3)))
         lean = training_call(network)
@@ -381,18 +380,23 @@ def grouped_adam() -> dict:
     variables = [keras.Variable(start.copy()) for start in starts]
     reference = [torch.tensor(start.copy(), requires_grad=True) for start in starts]
     ours, theirs = OfficialAdam(2e-4, 0.5, 0.999, 1e-8), torch.optim.Adam(reference, 2e-4, (0.5, 0.999), 1e-8)
-    for step in grads:
-        ours.apply_gradients([(torch.from_numpy(g), v) for g, v in zip(step, variables)])
-        for weight, gradient in zip(reference, step):
-            weight.grad = torch.from_numpy(gradient)
-        theirs.step()
+    used = []  # the groups the update ran over
+    grouping = torch_step._groups
+    torch_step._groups = lambda tensors, limit: used.append(grouping(tensors, limit)) or used[-1]
+    try:
+        for step in grads:
+            ours.apply_gradients([(torch.from_numpy(g), v) for g, v in zip(step, variables)])
+            for weight, gradient in zip(reference, step):
+                weight.grad = torch.from_numpy(gradient)
+            theirs.step()
+    finally:
+        torch_step._groups = grouping
     theirs_moves = np.concatenate([(r.detach().numpy() - s).ravel() for r, s in zip(reference, starts)])
     our_moves = np.concatenate(
         [(keras.ops.convert_to_numpy(v) - s).ravel() for v, s in zip(variables, starts)]
     )
     gap = np.linalg.norm(our_moves - theirs_moves) / np.linalg.norm(theirs_moves)
-    groups = torch_step._groups([v.value for v in variables], torch_step.CPU_GROUP_BYTES)
-    return {"groups": len(groups), "order": [i for group in groups for i in group], "gap": float(gap)}
+    return {"groups": len(used[-1]), "order": [i for group in used[-1] for i in group], "gap": float(gap)}
 
 
 def run_checks(work: str, data_dir: str, names: list[str] | None = None) -> dict:

@@ -256,8 +256,11 @@ def test_pytorch_trains_through_its_own_functions_with_kerass_numbers(other):
     if other[0] != "torch":
         pytest.skip("PyTorch's lean training call only")
     gaps = found(other, "lean_training")
-    names = ("generator", "discriminator", "learned_norm", "one_pixel_norm")
+    names = ("generator", "discriminator", "learned_norm")
     assert all(gaps[name] < 1e-5 and gaps[name + "_grads"] < 1e-5 for name in names), gaps
+    # A norm over a 1 x 1 image gives its offset. PyTorch's norm folds the mean into an offset, whose
+    # round-off at zero variance (|x| times 2^-24) is scaled by 1 / sqrt(epsilon) = 316.
+    assert gaps["one_pixel_norm"] < 1e-4 and gaps["one_pixel_norm_grads"] < 1e-5, gaps
 
 
 def test_pytorchs_adam_in_cache_sized_groups_updates_as_torch_adam(other):
