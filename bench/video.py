@@ -7,7 +7,8 @@ the input frames (1.0: the output changes no more than the input does). Measured
 ``--video-stats`` mode, with the official-size ResNet-9 (random weights) and with a trained generator
 (the demo's: ``cyclegan-keras demo``, trained here unless ``--trained`` names one). Frames per second:
 the whole ``translate_video`` (decode, translate, encode) against the same frames translated as photos
-in a loop (network only). Memory: the peak of a process translating a 10-second and a 2-minute clip.
+in a loop (network only), each mode right after such a loop (this VM's speed drifts), median of
+``--rounds``. Memory: the peak of a process translating a 10-second and a 2-minute clip.
 
     python bench/video.py                        # trains the demo generator first (a few minutes)
     python bench/video.py --trained run/generator_ab.keras --frames 60 --memory-seconds 10,120
@@ -95,29 +96,43 @@ def _trained_generator(work: str, epochs: int) -> str:
     return os.path.join(work, "demo", "run", "generator_ab.keras")
 
 
-def modes_table(name: str, model: str, clip: str, work: str, shift: int, momenta: list[float]) -> None:
+def modes_table(
+    name: str, model: str, clip: str, work: str, shift: int, momenta: list[float], strides: list[int],
+    rounds: int,
+) -> None:  # fmt: skip
+    """Flicker and frames per second of each mode. This VM's speed drifts between minutes, so each mode's
+    run comes right after the photos loop it is compared with, ``rounds`` times; the median ratio."""
     from cyclegan_keras.deploy.runners import load_runner
     from cyclegan_keras.video.translate import translate_video
 
     runner = load_runner(model)
     frames = decoded(clip).astype(np.uint8)
     runner(frames[0])  # first call's set-up out of the timings
-    start = time.perf_counter()
-    for frame in frames:
-        runner(frame)
-    photos_fps = len(frames) / (time.perf_counter() - start)
-    cases = [("frame", None), ("clip", None)] + [("running", m) for m in momenta]
+
+    def photos_fps() -> float:
+        start = time.perf_counter()
+        for frame in frames:
+            runner(frame)
+        return len(frames) / (time.perf_counter() - start)
+
+    cases = [("frame", {}, "frame")]
+    cases += [("clip", {"stats_stride": k}, f"clip, --stats-stride {k}") for k in strides]
+    cases += [("running", {"stats_momentum": m}, f"running {m}") for m in momenta]
     results = {}
-    for mode, momentum in cases:
-        out = os.path.join(work, f"{name}_{mode}_{momentum}.mp4")
-        result = translate_video(runner, clip, out, video_stats=mode, stats_momentum=momentum, overwrite=True)
-        results[(mode, momentum)] = (flicker(clip, out, shift), result.fps)
-    base = results[("frame", None)][0]
-    print(f"\n{name}: {len(frames)} frames, photos loop {photos_fps:.2f} frames/s")
+    for number, (mode, options, label) in enumerate(cases):
+        out = os.path.join(work, f"{name}_{number}.mp4")
+        pairs = []
+        for _ in range(rounds):
+            loop = photos_fps()
+            result = translate_video(runner, clip, out, video_stats=mode, overwrite=True, **options)
+            pairs.append((result.fps, loop))
+        ratio = float(np.median([fps / loop for fps, loop in pairs]))
+        results[label] = (flicker(clip, out, shift), np.median([p[0] for p in pairs]), ratio)
+    base = results["frame"][0]
+    print(f"\n{name}: {len(frames)} frames, each mode {rounds} times after a photos loop")
     print("| --video-stats | flicker | vs frame | frames/s | vs photos |\n|---|---|---|---|---|")
-    for (mode, momentum), (ratio, fps) in results.items():
-        label = f"running {momentum}" if momentum is not None else mode
-        print(f"| {label} | {ratio:.3f} | {ratio / base - 1:+.0%} | {fps:.2f} | {fps / photos_fps:.2f}x |")
+    for label, (ratio, fps, speed) in results.items():
+        print(f"| {label} | {ratio:.3f} | {ratio / base - 1:+.0%} | {fps:.2f} | {speed:.2f}x |")
 
 
 _MEMORY_CHILD = r"""
@@ -163,6 +178,8 @@ def main() -> None:
                         "generators' stride of 4 keeps a convolution's output a shifted copy)")  # fmt: skip
     parser.add_argument("--work", help="keep the clips and the trained generator in this folder")
     parser.add_argument("--momenta", default="0.8,0.9,0.95", help="running modes' momenta")
+    parser.add_argument("--strides", default="1,4,16", help="clip modes' --stats-stride values")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each mode, each after a photos loop")
     parser.add_argument("--memory-seconds", default="10,120", help="clip lengths of the memory case")
     parser.add_argument("--memory-side", type=int, default=128)
     parser.add_argument("--skip-official", action="store_true")
@@ -174,7 +191,8 @@ def main() -> None:
     ]
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {sorted(set(flags))}, "
           f"Keras backend {keras.backend.backend()}")  # fmt: skip
-    momenta = [float(m) for m in args.momenta.split(",")]
+    momenta = [float(m) for m in args.momenta.split(",") if m]
+    strides = [int(k) for k in args.strides.split(",") if k]
     with tempfile.TemporaryDirectory() as temporary:
         work = args.work or temporary
         os.makedirs(work, exist_ok=True)
@@ -185,10 +203,10 @@ def main() -> None:
         trained = args.trained or (
             kept if os.path.exists(kept) else _trained_generator(work, args.demo_epochs)
         )
-        modes_table("trained (demo generator)", trained, clip, work, args.shift, momenta)
+        settings = (clip, work, args.shift, momenta, strides, args.rounds)
+        modes_table("trained (demo generator)", trained, *settings)
         if not args.skip_official:
-            modes_table("official size (ResNet-9, random)", _official_generator(work), clip, work, args.shift,
-                        momenta)  # fmt: skip
+            modes_table("official size (ResNet-9, random)", _official_generator(work), *settings)
         seconds = [int(s) for s in args.memory_seconds.split(",") if s]
         if seconds:
             memory_table(trained, work, args.memory_side, seconds, args.shift)

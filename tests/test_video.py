@@ -147,6 +147,35 @@ def test_shared_statistics_change_the_frames_and_keep_the_stream(runner, tmp_pat
         assert np.abs(shared["frames"][0].astype(int) - frame["frames"][0]).max() <= 2
 
 
+def test_the_clip_statistics_come_from_every_stride_th_frame(runner, tmp_path, monkeypatch):
+    from cyclegan_keras.video.statistics import StatisticsTranslator
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, frames=8, audio=False)
+    call = StatisticsTranslator.__call__
+    first_pass = []
+
+    def spy(self, frames, statistics):
+        if statistics.collecting:
+            first_pass.extend(frames)
+        return call(self, frames, statistics)
+
+    monkeypatch.setattr(StatisticsTranslator, "__call__", spy)
+    translate_video(runner, clip, tmp_path / "every.mp4", stats_stride=1, crf=0)
+    assert len(first_pass) == 8
+    with pytest.raises(UsageError, match="--stats-stride must be a positive integer"):
+        translate_video(runner, clip, tmp_path / "none.mp4", stats_stride=0)
+    first_pass.clear()
+    translate_video(runner, clip, tmp_path / "third.mp4", stats_stride=3, crf=0)
+    decoded = streams(clip)["frames"]
+    assert len(first_pass) == 3
+    for found, expected in zip(first_pass, decoded[::3]):
+        np.testing.assert_array_equal(found, expected)
+    every, third = streams(tmp_path / "every.mp4"), streams(tmp_path / "third.mp4")
+    assert third["times"] == every["times"]
+    assert np.abs(third["frames"].astype(int) - every["frames"]).max() > 2  # other statistics
+
+
 class _Failing(Runner):
     """A translator that fails on its third batch (``error``)."""
 
@@ -221,6 +250,12 @@ def test_bad_videos_and_flags_are_one_line_each(tiny_generator_file, tmp_path, c
         "--stats-momentum is for --video-stats running": [
             str(clip), "--out", str(tmp_path / "o7.mp4"), "--video-stats", "clip", "--stats-momentum", "0.5"
         ],
+        "--stats-stride is for --video-stats clip": [
+            str(clip), "--out", str(tmp_path / "o10.mp4"), "--video-stats", "running", "--stats-stride", "2"
+        ],
+        "--stats-stride: must be a positive integer": [
+            str(clip), "--out", str(tmp_path / "o11.mp4"), "--stats-stride", "0"
+        ],
         "no such encoder": [str(clip), "--out", str(tmp_path / "o8.mp4"), "--codec", "nonesuch"],
         "pass a video file name": [str(clip), "--out", str(tmp_path / "o9.png")],
     }  # fmt: skip
@@ -259,18 +294,19 @@ def test_a_missing_pyav_says_which_extra_to_install(tiny_generator_file, tmp_pat
     assert "pip install 'cyclegan-keras[video]'" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("stride", [[], ["--stats-stride", "1"]], ids=["second pass", "first pass"])
 def test_a_clip_damaged_part_way_exits_1_saying_the_frames_done(
-    tiny_generator_file, tmp_path, capsys, monkeypatch
+    tiny_generator_file, tmp_path, capsys, monkeypatch, stride
 ):
     from cyclegan_keras.video.streams import VideoReader
 
     items = VideoReader.items
 
-    def damaged(reader):  # the decoder gives up after three frames, as on a truncated download
-        for count, item in enumerate(items(reader)):
-            if count == 3:
-                raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+    def damaged(reader, **options):  # the decoder gives up after three frames, as on a truncated download
+        for item in items(reader, **options):
             yield item
+            if reader.decoded == 3:
+                raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
 
     monkeypatch.setattr(VideoReader, "items", damaged)
     clip = tmp_path / "clip.mp4"
@@ -278,7 +314,12 @@ def test_a_clip_damaged_part_way_exits_1_saying_the_frames_done(
     out = tmp_path / "out.mp4"
     code = main(
         ["translate", "--model", str(tiny_generator_file), str(clip), "--out", str(out), "--batch-size", "1"]
+        + stride
     )
-    err = capsys.readouterr().err
-    assert code == 1 and "after frame 3" in err and "Nothing was written" in err, err
+    said = capsys.readouterr()
+    assert code == 1 and "after frame 3" in said.err and "Nothing was written" in said.err, said.err
+    # the first pass reads every frame with --stats-stride 1 and fails there; by default it reads frame 0
+    # only, and the second pass fails
+    assert ("from every frame" in said.out) == bool(stride)
+    assert ("Writing out.mp4" in said.out) != bool(stride)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "g.keras"]

@@ -20,8 +20,10 @@ def _frames(count: int = 5, height: int = 24, width: int = 32, seed: int = 3) ->
 def statistics_gaps() -> dict:
     """The largest differences that must be round-off: running statistics' first frame against the frame
     mode, momentum 0 against the frame mode, frames in a batch against one at a time, the clip's
-    statistics against those of every frame stacked (relative), a static clip against its frame, and
-    running statistics in 8 px tiles against whole frames (``uint8`` levels)."""
+    statistics against those of every frame stacked (relative), the clip's statistics as fixed against
+    handed back for each frame's own, a static clip against its frame, and
+    running statistics in 8 px tiles against whole frames (``uint8`` levels); and how often the clip's
+    statistics were asked for each frame's own while they were fixed (none)."""
     from cyclegan_keras import InstanceNormalization, resnet_generator
     from cyclegan_keras.deploy.runners import KerasRunner
     from cyclegan_keras.video.statistics import ClipStatistics, RunningStatistics, StatisticsTranslator
@@ -42,10 +44,23 @@ def statistics_gaps() -> dict:
     )
     gaps["running_batched"] = float(np.max(np.abs(singles - running)))
 
-    clip = ClipStatistics()
+    class Counted(ClipStatistics):
+        calls = 0
+
+        def __call__(self, *args):
+            self.calls += 1
+            return super().__call__(*args)
+
+    clip = Counted()
     translator.run_float(frames[:2], clip)  # two batches: the sums run over both
     translator.run_float(frames[2:], clip)
     clip.finish()
+    before = clip.calls
+    fixed = translator.run_float(frames, clip)  # whole frames: the clip's, not reading the frames' own
+    gaps["clip_calls_when_fixed"] = clip.calls - before
+    given = translator.run_float(frames, lambda *args: clip(*args))  # no ``fixed``: handed each frame's own
+    gaps["clip_fixed_against_given"] = float(np.max(np.abs(fixed - given)))
+    gaps["clip_differs"] = float(np.max(np.abs(fixed - own)))  # must NOT be round-off
     norms = [layer for layer in generator.layers if isinstance(layer, InstanceNormalization)]
     probe = keras.Model(generator.inputs[0], [layer.input for layer in norms])
     worst = 0.0
@@ -71,9 +86,18 @@ def statistics_gaps() -> dict:
 
 def assert_statistics(gaps: dict) -> None:
     """What ``statistics_gaps`` must find on every backend."""
-    for name in ("running_first_frame", "momentum_0", "running_batched", "static_clip"):
+    rounded = (
+        "running_first_frame",
+        "momentum_0",
+        "running_batched",
+        "static_clip",
+        "clip_fixed_against_given",
+    )
+    for name in rounded:
         assert gaps[name] < 1e-5, (name, gaps)
     assert gaps["running_differs_later"] > 1e-3, gaps  # the running mode does change later frames
+    assert gaps["clip_differs"] > 1e-3, gaps
+    assert gaps["clip_calls_when_fixed"] == 0, gaps  # fixed statistics: the frames' own are not read
     assert gaps["clip_against_stacked"] < 1e-5, gaps
     assert gaps["clip_norms"] == 0, gaps
     assert gaps["tiles_levels"] <= 1, gaps

@@ -109,7 +109,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # translate's flags for videos only, and those for photos only.
-VIDEO_FLAGS = ("video_stats", "stats_momentum", "codec", "crf")
+VIDEO_FLAGS = ("video_stats", "stats_momentum", "stats_stride", "codec", "crf")
 PHOTO_FLAGS = ("max_size",)
 
 
@@ -204,6 +204,7 @@ def _translate_videos(translator, videos: list[str], targets: list[str], args: a
                 target,
                 video_stats=args.video_stats,
                 stats_momentum=args.stats_momentum,
+                stats_stride=args.stats_stride,
                 codec=args.codec,
                 crf=args.crf,
                 overwrite=args.overwrite,

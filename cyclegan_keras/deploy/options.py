@@ -17,10 +17,17 @@ TILE_STATS = ("exact", "thumbnail")
 # where the generator allows it: on a panned clip (bench/video.py, docs/benchmarks.md) the clip's
 # statistics cut flicker by 83% against each frame's own, where a moving average cuts 1-2% (content that
 # moves in and out of the frame shifts the statistics steadily, and a moving average follows a steady
-# shift); it costs a second pass. The running mode's weight of the past, the best of 0.8, 0.9, 0.95 there.
+# shift); its first pass reads every STATS_STRIDE-th frame, so the whole costs some 5% more than one pass
+# (the second reads no statistics of its own). The running mode's weight of the past, the best of 0.8,
+# 0.9, 0.95 there.
 VIDEO_STATS = ("frame", "clip", "running")
 DEFAULT_VIDEO_STATS = "clip"
 STATS_MOMENTUM = 0.9
+# The clip mode's first pass reads the statistics of every this many frames: any fixed set of statistics
+# removes the flicker (docs/benchmarks.md, "Video": flicker 0.467 from every 16th frame, 0.436 from
+# every frame), and a sixteenth of the frames costs a sixteenth of a pass; 1 reads every frame (the exact
+# statistics of the whole clip).
+STATS_STRIDE = 16
 DIRECTIONS = ("a_to_b", "b_to_a")
 MODEL_HELP = (
     "a .keras generator (or whole CycleGAN), SavedModel folder, .tflite, .onnx, official .pth, or the "
@@ -72,6 +79,10 @@ class TranslateOptions:
     stats_momentum: float | None = option(None, f"videos, --video-stats running: the weight of the past "
                                           f"frames' statistics (default {STATS_MOMENTUM})", minimum=0.0,
                                           below=1.0)  # fmt: skip
+    stats_stride: int | None = option(None, f"videos, --video-stats clip: the first pass reads the "
+                                      f"statistics of every Nth frame (default {STATS_STRIDE}; 1: every "
+                                      f"frame, the exact clip statistics)", minimum=1,
+                                      metavar="N")  # fmt: skip
     codec: str | None = option(None, "videos: the encoder (default: H.264 where FFmpeg has it, else MPEG-4; "
                                "VP9 for .webm)")  # fmt: skip
     crf: int | None = option(None, "videos: constant quality for H.264, H.265 and VP9, lower is better "

@@ -44,7 +44,9 @@ from cyclegan_keras.networks.layers import InstanceNormalization
 from cyclegan_keras.system.hardware import resident_memory
 
 # Statistics a normalisation uses in place of its input's own: called with the norm's input (a key),
-# and that input's per-image means and variances ``[N, C]`` (float64); returns those to use.
+# and that input's per-image means and variances ``[N, C]`` (float64); returns those to use. One that
+# also has ``fixed(key)`` (means and variances ``[C]`` whatever the input, or None) spares the whole-frame
+# calls of video (``video.statistics``) reading their inputs' own.
 Statistics = Callable[[int, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 # The thumbnail's size in thumbnail mode: statistics of about a megapixel (as URST, AAAI 2022).
 THUMBNAIL_PIXELS = 1024 * 1024

@@ -5,9 +5,10 @@ colours of the whole frame (the official code's flicker). Here a video's frames 
 tiles of a large photo share the whole photo's (``deploy.tiling``):
 
 - ``frame``: each frame its own (the official behaviour; any generator, exported files too);
-- ``clip``: two passes. The first translates every frame with its own statistics and accumulates, for
-  every normalisation layer, the mean and second moment of its input over all frames in float64; the
-  second translates the clip with those: one set of statistics for every frame.
+- ``clip``: two passes. The first translates every frame (or every ``stats_stride``-th: any fixed set of
+  statistics removes the flicker) with its own statistics and accumulates, for every normalisation
+  layer, the mean and second moment of its input over those frames in float64; the second translates
+  the clip with those: one set of statistics for every frame.
 - ``running``: one pass. Each layer's mean and second moment follow an exponential moving average over
   the frames (``momentum``: the weight of the past); the first frame uses its own, as ``frame`` does.
 """
@@ -46,6 +47,10 @@ class ClipStatistics:
             return mean, variance
         clip_mean, clip_variance = self.clip[key]
         return np.broadcast_to(clip_mean, mean.shape), np.broadcast_to(clip_variance, variance.shape)
+
+    def fixed(self, key: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The clip's means and variances ``[C]`` for every frame, once ``finish()`` was called."""
+        return None if self.collecting else self.clip[key]
 
     def finish(self) -> None:
         """Ends the first pass: from now on every frame is normalised with the clip's statistics."""
@@ -127,9 +132,7 @@ class StatisticsTranslator:
         return self._call(batch)
 
     def _build(self) -> Callable[[np.ndarray], np.ndarray]:
-        def hook(key, mean, variance):  # the statistics of the call in progress
-            return self.statistics(key, mean, variance)
-
+        hook = _Current(self)
         float32 = all(layer.compute_dtype == "float32" for layer in self.graph.generator.layers)
         if keras.backend.backend() == "torch" and float32:
             from cyclegan_keras.deploy.torch_native import native_call
@@ -138,7 +141,22 @@ class StatisticsTranslator:
         return lambda batch: _layer_by_layer(self.graph, batch, hook)
 
 
-def _layer_by_layer(graph, batch: np.ndarray, statistics) -> np.ndarray:
+class _Current:
+    """The statistics of a ``StatisticsTranslator``'s call in progress (``deploy.tiling.Statistics``, with
+    ``fixed``), for functions built once."""
+
+    def __init__(self, translator: StatisticsTranslator):
+        self.translator = translator
+
+    def __call__(self, key: int, mean: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.translator.statistics(key, mean, variance)
+
+    def fixed(self, key: int) -> tuple[np.ndarray, np.ndarray] | None:
+        fixed = getattr(self.translator.statistics, "fixed", None)
+        return fixed(key) if fixed is not None else None
+
+
+def _layer_by_layer(graph, batch: np.ndarray, statistics: _Current) -> np.ndarray:
     """The generator's layers one by one, each instance norm with ``statistics``, each tensor dropped
     after its last reader (no trace or compilation: the host reads every norm's statistics)."""
 
@@ -146,6 +164,9 @@ def _layer_by_layer(graph, batch: np.ndarray, statistics) -> np.ndarray:
         if not isinstance(op.layer, InstanceNormalization):
             return op.layer(args if len(args) > 1 else args[0], training=False)
         x = ops.cast(args[0], "float32")
+        found = statistics.fixed(op.inputs[0])
+        if found is not None:
+            return op.layer.normalise_with(x, *found)
         mean = ops.mean(x, axis=(1, 2))
         variance = ops.mean(ops.square(x - mean[:, None, None, :]), axis=(1, 2))
         found = (np.asarray(ops.convert_to_numpy(v), np.float64) for v in (mean, variance))

@@ -81,6 +81,7 @@ class VideoReader:
             raise UsageError(
                 f"The installed FFmpeg cannot decode the video of {self.path!r}: convert it to H.264 first."
             )
+        self.decoded = 0  # frames decoded by ``items``
         self.video.thread_type = "AUTO"  # decoding on every core frees the network's time
         rotation = _rotation(self.path)
         width, height = context.width, context.height
@@ -92,14 +93,21 @@ class VideoReader:
             self.audio.codec_context.codec.name if self.audio is not None else None,
         )  # fmt: skip
 
-    def items(self) -> Iterator[tuple]:
+    def items(self, every: int = 1, audio: bool = True) -> Iterator[tuple]:
         """In file order: ``("frame", pixels, pts, time_base)`` for each decoded frame (``uint8 [H, W, 3]``
         as displayed) and ``("audio", packet)`` for each audio packet.
 
+        Args:
+            every: yield the first frame and every ``every``-th after it; the others are decoded (later
+                frames need them) but not converted to pixels.
+            audio: yield the audio packets too.
+
         Raises:
-            av.error.FFmpegError: the file is damaged from some frame on.
+            av.error.FFmpegError: the file is damaged from some frame on (``decoded`` says how many went
+                through before it).
         """
-        streams = [self.video] + ([self.audio] if self.audio is not None else [])
+        audio = audio and self.audio is not None
+        streams = [self.video] + ([self.audio] if audio else [])
         turns = self.info.rotation // 90
         for packet in self.container.demux(streams):
             if packet.stream is self.audio:
@@ -107,6 +115,9 @@ class VideoReader:
                     yield ("audio", packet)
                 continue
             for frame in packet.decode():
+                self.decoded += 1
+                if (self.decoded - 1) % every:
+                    continue
                 pixels = frame.to_ndarray(format="rgb24")
                 yield ("frame", np.rot90(pixels, turns) if turns else pixels, frame.pts, frame.time_base)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cyclegan_keras.deploy.options import DEFAULT_VIDEO_STATS, STATS_MOMENTUM, VIDEO_STATS
+from cyclegan_keras.deploy.options import DEFAULT_VIDEO_STATS, STATS_MOMENTUM, STATS_STRIDE, VIDEO_STATS
 from cyclegan_keras.deploy.runners import MIN_SIDE, KerasRunner, Runner, load_runner
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.run.outputs import check_new_files, staged_file
@@ -82,6 +82,7 @@ def translate_video(
     out: str | os.PathLike,
     video_stats: str | None = None,
     stats_momentum: float | None = None,
+    stats_stride: int | None = None,
     codec: str | None = None,
     crf: int | None = None,
     overwrite: bool = False,
@@ -100,6 +101,10 @@ def translate_video(
             ``clip`` or ``running`` (default: ``clip`` for Keras generators, ``frame`` for exported
             files; ``DEFAULT_VIDEO_STATS``).
         stats_momentum: the running mode's weight of the past, in [0, 1) (default ``STATS_MOMENTUM``).
+        stats_stride: the clip mode's first pass reads the statistics of the first frame and every
+            ``stats_stride``-th after it (default ``STATS_STRIDE``; 1: every frame, the exact statistics
+            of the whole clip). Any fixed set of statistics removes the flicker; fewer frames make the
+            first pass cheaper.
         codec: the encoder (default: H.264 where FFmpeg has it, else MPEG-4; VP9 for ``.webm``).
         crf: constant quality for H.264, H.265 and VP9 (lower is better; default 18, 22, 31).
         overwrite: replace ``out`` if it exists (never ``source``).
@@ -121,6 +126,11 @@ def translate_video(
     mode = video_stats_for(translator, video_stats)
     if stats_momentum is not None and mode != "running":
         raise UsageError(f"--stats-momentum is for --video-stats running, not {mode}.")
+    if stats_stride is not None and mode != "clip":
+        raise UsageError(f"--stats-stride is for --video-stats clip, not {mode}.")
+    stride = STATS_STRIDE if stats_stride is None else stats_stride
+    if not isinstance(stride, int) or stride < 1:
+        raise UsageError(f"--stats-stride must be a positive integer, got {stride!r}")
     momentum = STATS_MOMENTUM if stats_momentum is None else stats_momentum
     statistics = {"clip": ClipStatistics, "running": lambda: RunningStatistics(momentum)}.get(mode)
     statistics = statistics() if statistics else None
@@ -136,7 +146,7 @@ def translate_video(
     start = time.perf_counter()
     with staged_file(out, "the video") as staging:
         if mode == "clip":
-            done = _first_pass(source, run, batch, info, verbose)
+            done = _first_pass(source, run, batch, info, stride, verbose)
             statistics.finish()
             if not done:
                 raise UsageError(f"{source!r} has no frames.")
@@ -236,24 +246,28 @@ class _Ahead:
         self.thread.join()
 
 
-def _first_pass(source: str, run: Callable, batch: int, info, verbose: bool) -> int:
-    """The clip mode's first pass: every frame through the network, for its statistics."""
+def _first_pass(source: str, run: Callable, batch: int, info, stride: int, verbose: bool) -> int:
+    """The clip mode's first pass: the first frame and every ``stride``-th after it through the network,
+    for their statistics; the frames read."""
     reader = VideoReader(source)
     if verbose:
+        which = "every frame" if stride == 1 else f"every {stride}th frame (--stats-stride)"
         print(
-            f"Reading {os.path.basename(source)}'s instance-norm statistics (--video-stats clip, first pass)"
+            f"Reading {os.path.basename(source)}'s instance-norm statistics from {which} "
+            "(--video-stats clip, first pass)"
         )
-    progress = _progress(info.frames, verbose)
+    total = -(-info.frames // stride)
+    progress = _progress(total, verbose)
     done = 0
     try:
-        with _Ahead(_batches(reader.items(), batch), 2) as batches:
+        with _Ahead(_batches(reader.items(every=stride, audio=False), batch), 2) as batches:
             for frames, _ in batches:
                 if frames:
                     run([f[1] for f in frames])
                     done += len(frames)
                     progress(done)
     except _decode_errors() as error:
-        raise VideoError(f"Cannot decode {source!r} after frame {done} ({error}).", done) from None
+        raise VideoError(f"Cannot decode {source!r} after frame {reader.decoded} ({error}).", 0) from None
     finally:
         reader.close()
     return done
