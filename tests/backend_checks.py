@@ -399,6 +399,51 @@ def grouped_adam() -> dict:
     return {"groups": len(used[-1]), "order": [i for group in used[-1] for i in group], "gap": float(gap)}
 
 
+def torch_order_kernels(work: str) -> dict:
+    """PyTorch: after training steps, the convolution kernels of the lean call and their Adam moments are
+    stored in PyTorch's order (``training.steps.torch.store_in_torch_order``); the weights against the
+    same steps with Keras' layout kept, a ``.keras`` file's round trip and an ``assign``: differences."""
+    from cyclegan_keras.deploy.torch_native import plain_conv
+    from cyclegan_keras.training.steps import torch as torch_step
+
+    def trained(store):
+        keras.utils.set_random_seed(11)
+        model = tiny_cyclegan()
+        kept = torch_step._store
+        torch_step._store = store
+        try:
+            for seed in range(3):
+                model.train_on_batch(_images(20 + seed, (1, 16, 16, 3)), _images(30 + seed, (1, 16, 16, 3)))
+        finally:
+            torch_step._store = kept
+        return model
+
+    model, kept_layout = trained(torch_step._store), trained(lambda variable: None)
+    slots = []
+    for network, optimizer in ((model.generator_ab, model.generator_optimizer),
+                               (model.discriminator_a, model.discriminator_optimizer)):  # fmt: skip
+        for layer in network.layers:
+            if plain_conv(layer):
+                index = optimizer._get_variable_index(layer.kernel)
+                slots += [layer.kernel, optimizer._momentums[index], optimizer._velocities[index]]
+    ours, theirs = state_arrays(model), state_arrays(kept_layout)
+    gaps = {"stored": sum(v.value.permute(3, 2, 0, 1).is_contiguous() for v in slots), "slots": len(slots)}
+    gaps["against_keras_layout"] = max(float(np.max(np.abs(ours[k] - theirs[k]), initial=0)) for k in ours)
+    path = os.path.join(work, "torch_order.keras")
+    model.generator_ab.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    gaps["keras_file"] = max(
+        float(np.max(np.abs(keras.ops.convert_to_numpy(a) - keras.ops.convert_to_numpy(b))))
+        for a, b in zip(model.generator_ab.weights, loaded.weights)
+    )
+    kernel = slots[0]
+    values = np.random.default_rng(5).standard_normal(kernel.shape).astype("float32")
+    kernel.assign(values)
+    gaps["assign"] = float(np.max(np.abs(keras.ops.convert_to_numpy(kernel) - values)))
+    gaps["assign_keeps_order"] = bool(kernel.value.permute(3, 2, 0, 1).is_contiguous())
+    return gaps
+
+
 def run_checks(work: str, data_dir: str, names: list[str] | None = None) -> dict:
     """Every check (or those ``names``), each on its own: one that raises is recorded with its traceback,
     and the rest run."""
@@ -419,6 +464,7 @@ def run_checks(work: str, data_dir: str, names: list[str] | None = None) -> dict
         checks["bfloat16_reference_path"] = bfloat16_without_onednn
         checks["lean_training"] = lean_training_call
         checks["grouped_adam"] = grouped_adam
+        checks["torch_order"] = lambda: torch_order_kernels(work)
     results = {"backend": keras.backend.backend()}
     for name, check in checks.items():
         if names is not None and name not in names:

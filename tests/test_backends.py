@@ -273,6 +273,18 @@ def test_pytorchs_adam_in_cache_sized_groups_updates_as_torch_adam(other):
     assert adam["gap"] < 1e-5, adam
 
 
+def test_pytorch_keeps_kernels_and_their_moments_in_its_own_order(other):
+    """The lean call convolves with the kernels' own values: stored in PyTorch's order (a permuted view
+    with Keras' shape), their Adam moments too; the same weights as with Keras' layout after three
+    steps, and a ``.keras`` file and ``assign`` see Keras' values."""
+    if other[0] != "torch":
+        pytest.skip("PyTorch's kernel storage only")
+    order = found(other, "torch_order")
+    assert order["slots"] >= 3 * 8 and order["stored"] == order["slots"], order
+    assert order["against_keras_layout"] < 1e-6, order
+    assert order["keras_file"] == 0.0 and order["assign"] == 0.0 and order["assign_keeps_order"], order
+
+
 def test_bfloat16_trains_on_pytorchs_reference_convolutions(other):
     """CPUs without bfloat16 instructions run PyTorch's reference convolutions, whose weight gradient
     needs contiguous weights; oneDNN switched off takes that path on any CPU."""

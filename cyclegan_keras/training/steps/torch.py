@@ -14,19 +14,29 @@ import weakref
 import keras
 import torch
 
-from cyclegan_keras.deploy.torch_native import training_call
+from cyclegan_keras.deploy.torch_native import plain_conv, training_call
 from cyclegan_keras.training.steps.torch_bfloat16 import contiguous_conv_weights
 
 # network -> its lean training call, or None where it runs through Keras
 _CALLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# network -> (optimizer, whether it had its moments, the kernels its lean call convolves with and those
+# moments)
+_SLOTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# The mark of a value stored in PyTorch's order (``store_in_torch_order``), an attribute of the tensor.
+_STORED = "_cyclegan_keras_torch_order"
+
+
+def lean_training_call(network: keras.Model):
+    """``deploy.torch_native.training_call(network)``, made once per network."""
+    if network not in _CALLS:
+        _CALLS[network] = training_call(network)
+    return _CALLS[network]
 
 
 def lean_call(network: keras.Model, images, training: bool):
     """``network(images, training=training)``, through PyTorch's own functions where the network allows
     (``CycleGAN.generator_losses``' ``call``)."""
-    if network not in _CALLS:
-        _CALLS[network] = training_call(network)
-    function = _CALLS[network]
+    function = lean_training_call(network)
     if function is None or not training:
         return network(images, training=training)
     return function(images if isinstance(images, torch.Tensor) else keras.ops.convert_to_tensor(images))
@@ -36,6 +46,10 @@ def train_step(model, data):
     """One official step of ``model`` (a ``CycleGAN``) on a batch ``(a, b)``; returns the logs."""
     a, b = model.unpack_and_build(data)
     networks = (model.generator_ab, model.generator_ba, model.discriminator_a, model.discriminator_b)
+    for network, optimizer in zip(
+        networks, [model.generator_optimizer] * 2 + [model.discriminator_optimizer] * 2
+    ):
+        store_in_torch_order(network, optimizer)
     convolutions = contiguous_conv_weights({network.compute_dtype for network in networks}, a.device)
     with convolutions:
         losses, fake_a, fake_b = model.generator_losses(a, b, training=True, call=lean_call)
@@ -48,6 +62,50 @@ def train_step(model, data):
         losses.update(model.discriminator_losses(a, b, pooled_a, pooled_b, call=lean_call))
     _update(model.discriminator_optimizer, losses["disc_a"] + losses["disc_b"], model.discriminator_variables)
     return model.track({name: value.detach() for name, value in losses.items()})
+
+
+def store_in_torch_order(network: keras.Model, optimizer) -> None:
+    """Stores the kernels of ``network``'s convolutions (those its lean call runs), and their Adam
+    moments, in PyTorch's ``[out, in, kh, kw]`` order: Keras sees its own ``[kh, kw, in, out]`` shape (a
+    permuted view; values, saving and assigning unchanged), and the lean call convolves with the values
+    themselves. Copying every kernel into PyTorch's order and its gradient back took some 85 ms of a
+    32 px step (docs/benchmarks.md, issue 39). Each is stored once: a step that finds them so costs a
+    few microseconds."""
+    for variable in _slots(network, optimizer):
+        if not getattr(variable._value, _STORED, False):
+            _store(variable)
+
+
+def _slots(network: keras.Model, optimizer) -> list[keras.Variable]:
+    """The kernels of ``network`` that its lean call convolves with, and their Adam moments once
+    ``optimizer`` has them; none for a network that has no lean call."""
+    built = bool(getattr(optimizer, "_momentums", None)) and bool(getattr(optimizer, "_velocities", None))
+    cached = _SLOTS.get(network)
+    if cached is not None and cached[0] is optimizer and cached[1] == built:
+        return cached[2]
+    slots = []
+    if lean_training_call(network) is not None:
+        for kernel in (layer.kernel for layer in network.layers if plain_conv(layer)):
+            slots.append(kernel)
+            if built and optimizer._var_key(kernel) in optimizer._trainable_variables_indices:
+                index = optimizer._get_variable_index(kernel)
+                slots += [optimizer._momentums[index], optimizer._velocities[index]]
+    _SLOTS[network] = (optimizer, built, slots)
+    return slots
+
+
+def _store(variable: keras.Variable) -> None:
+    value = variable._value
+    if value is None or value.dim() != 4:
+        return
+    if not value.permute(3, 2, 0, 1).is_contiguous():
+        with torch.no_grad():
+            values = value.detach().permute(3, 2, 0, 1).contiguous()
+        # Keras' torch Variable keeps its Parameter in ``_value`` and assigns into it in place
+        # (``copy_``), so the layout stays through assigning, loading and saving.
+        value = torch.nn.Parameter(values.permute(2, 3, 1, 0), requires_grad=value.requires_grad)
+        variable._value = value
+    setattr(value, _STORED, True)
 
 
 def _update(optimizer, loss, variables) -> None:
