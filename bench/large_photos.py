@@ -3,7 +3,9 @@
 For each size (megapixels) and mode, a process of its own translates one photo and reports its time;
 its peak resident memory comes from the operating system (``getrusage`` in that process). Modes:
 
-- ``whole``: one call of the Keras generator (only where its estimate fits the machine's memory);
+- ``whole``: the whole photo in one call, as ``translate`` runs a photo that fits its budget
+  (``KerasRunner.run_float``: compiled, or PyTorch's own functions; each tensor freed after its last
+  reader), only where its estimate fits the machine's memory;
 - ``exact`` and ``thumbnail``: ``cyclegan_keras.deploy.tiling`` with ``--tile`` and ``--max-memory``;
 - ``naive``: the usual workaround, each tile translated on its own (its own statistics), for contrast.
 
@@ -84,6 +86,7 @@ def child(args) -> None:
 
     from cyclegan_keras import resnet_generator
     from cyclegan_keras.deploy.generators import load_generator
+    from cyclegan_keras.deploy.runners import KerasRunner
     from cyclegan_keras.deploy.tiling import TiledGenerator
 
     if args.model:
@@ -97,8 +100,8 @@ def child(args) -> None:
     del photo
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    if args.mode == "whole":
-        out = keras.ops.convert_to_numpy(generator(image[None], training=False))[0]
+    if args.mode == "whole":  # as ``translate`` runs a photo that fits: one call holding only live tensors
+        out = KerasRunner(generator, max_memory="1T").run_float(image[None])[0]
     elif args.mode == "naive":
         out = np.empty(image.shape[:2] + (generator.outputs[0].shape[-1],), np.float32)
         height, width = image.shape[:2]

@@ -206,7 +206,8 @@ def test_the_command_translates_a_clip_and_never_replaces_a_file(tiny_generator_
     args = ["translate", "--model", str(tiny_generator_file), str(clip), "--out", str(tmp_path / "out")]
     assert main(args) == 0  # the default: clip statistics, two passes
     said = capsys.readouterr().out
-    assert "first pass" in said and "H.264 (libx264) crf 18, audio copied, --video-stats clip" in said
+    assert "from one frame in 16 (--stats-stride)" in said and "first pass" in said
+    assert "H.264 (libx264) crf 18, audio copied, --video-stats clip" in said
     assert "Translated 8 frames of" in said
     written = tmp_path / "out" / "clip.mp4"
     before = written.read_bytes()

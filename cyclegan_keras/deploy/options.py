@@ -72,8 +72,9 @@ class TranslateOptions:
                                     "keeps its whole-photo arrays on disk (TMPDIR) beyond it (default: half "
                                     "the memory available)", metavar="SIZE")  # fmt: skip
     video_stats: str | None = option(None, "videos: instance-norm statistics along time: frame (each frame "
-                                     "its own, as the official code; flickers), clip (the whole clip's, two "
-                                     "passes; least flicker) or running (a moving average, one pass); "
+                                     "its own, as the official code; flickers), clip (one set for the whole "
+                                     "clip, from a first pass over every --stats-stride-th frame; least "
+                                     "flicker) or running (a moving average, one pass); "
                                      "default clip for Keras generators, frame for exported files",
                                      choices=VIDEO_STATS)  # fmt: skip
     stats_momentum: float | None = option(None, f"videos, --video-stats running: the weight of the past "

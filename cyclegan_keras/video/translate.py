@@ -251,7 +251,7 @@ def _first_pass(source: str, run: Callable, batch: int, info, stride: int, verbo
     for their statistics; the frames read."""
     reader = VideoReader(source)
     if verbose:
-        which = "every frame" if stride == 1 else f"every {stride}th frame (--stats-stride)"
+        which = "every frame" if stride == 1 else f"one frame in {stride} (--stats-stride)"
         print(
             f"Reading {os.path.basename(source)}'s instance-norm statistics from {which} "
             "(--video-stats clip, first pass)"
