@@ -124,16 +124,7 @@ def translate_video(
     source, out = os.fspath(source), os.fspath(out)
     check_new_files([out], protected=[source], overwrite=overwrite)
     mode = video_stats_for(translator, video_stats)
-    if stats_momentum is not None and mode != "running":
-        raise UsageError(f"--stats-momentum is for --video-stats running, not {mode}.")
-    if stats_stride is not None and mode != "clip":
-        raise UsageError(f"--stats-stride is for --video-stats clip, not {mode}.")
-    stride = STATS_STRIDE if stats_stride is None else stats_stride
-    if not isinstance(stride, int) or stride < 1:
-        raise UsageError(f"--stats-stride must be a positive integer, got {stride!r}")
-    momentum = STATS_MOMENTUM if stats_momentum is None else stats_momentum
-    statistics = {"clip": ClipStatistics, "running": lambda: RunningStatistics(momentum)}.get(mode)
-    statistics = statistics() if statistics else None
+    statistics, stride = _statistics(mode, stats_momentum, stats_stride)
     probe = VideoReader(source)
     info = probe.info
     probe.close()
@@ -162,6 +153,27 @@ def translate_video(
         if not frames:
             raise UsageError(f"{source!r} has no frames.")
     return VideoResult(out, frames, writer.codec, mode, time.perf_counter() - start)
+
+
+def _statistics(mode: str, stats_momentum: float | None, stats_stride: int | None) -> tuple:
+    """The mode's statistics (None for ``frame``) and the clip mode's first-pass stride.
+
+    Raises:
+        UsageError: a momentum for a mode other than running, a stride for one other than clip, or a
+            stride that is not a positive integer.
+    """
+    if stats_momentum is not None and mode != "running":
+        raise UsageError(f"--stats-momentum is for --video-stats running, not {mode}.")
+    if stats_stride is not None and mode != "clip":
+        raise UsageError(f"--stats-stride is for --video-stats clip, not {mode}.")
+    stride = STATS_STRIDE if stats_stride is None else stats_stride
+    if not isinstance(stride, int) or stride < 1:
+        raise UsageError(f"--stats-stride must be a positive integer, got {stride!r}")
+    if mode == "clip":
+        return ClipStatistics(), stride
+    if mode == "running":
+        return RunningStatistics(STATS_MOMENTUM if stats_momentum is None else stats_momentum), stride
+    return None, stride
 
 
 def _announce(out: str, info, writer: VideoWriter, mode: str) -> None:
