@@ -131,10 +131,14 @@ def union(a: Region | None, b: Region) -> Region:
     return b if a is None else (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
 
 
-def crop_region(value, have: Region, want: Region):
+def crop_region(value, have: Region, want: Region, rows: int = 1):
+    """``want`` of a tensor that holds ``have``; its rows are dimension ``rows``, its columns the next."""
     if have == want:
         return value
-    return value[:, want[0] - have[0] : want[1] - have[0], want[2] - have[2] : want[3] - have[2], :]
+    index = [slice(None)] * 4
+    index[rows] = slice(want[0] - have[0], want[1] - have[0])
+    index[rows + 1] = slice(want[2] - have[2], want[3] - have[2])
+    return value[tuple(index)]
 
 
 def pad_axis(value, axis: Axis, lo: int, hi: int, n: int, have: tuple[int, int], dim: int):
