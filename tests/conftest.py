@@ -10,6 +10,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+# TensorFlow's graph optimiser (grappler) off in the test processes: it spends seconds on each traced
+# training step rewriting graphs that then run two steps on 32 px images. What users run keeps it: the
+# commands, notebooks and backend checks that the tests start in processes of their own.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
