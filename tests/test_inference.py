@@ -27,7 +27,6 @@ import numpy as np, keras
 from cyclegan_keras import resnet_generator
 from cyclegan_keras.deploy.runners import KerasRunner
 from cyclegan_keras.deploy.tiling import TiledGenerator
-from cyclegan_keras.system.hardware import resident_memory
 
 def status(key):
     with open("/proc/self/status") as file:

@@ -325,6 +325,11 @@ def _run(graph, steps: list, readers: dict[int, int], inputs: torch.Tensor) -> t
     return run_layers(graph, inputs, apply, readers)
 
 
+def _keras_device() -> torch.device:
+    """Where Keras puts new tensors (its GPU where it has one)."""
+    return keras.ops.convert_to_tensor(np.zeros((), np.float32)).device
+
+
 def native_call(graph, statistics=None) -> Callable[[np.ndarray], np.ndarray]:
     """The generator of a ``TiledGenerator`` as a function of a float32 ``[N, H, W, C]`` numpy batch,
     run channels-first under ``torch.inference_mode`` with each tensor freed after its last reader.
@@ -356,7 +361,7 @@ def native_call(graph, statistics=None) -> Callable[[np.ndarray], np.ndarray]:
             function = lower(op.layer, inplace=True)
         steps.append((function, op))
 
-    device = keras.ops.convert_to_tensor(np.zeros((), np.float32)).device
+    device = _keras_device()
 
     def call(batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -383,7 +388,7 @@ class TileFunctions:
                 self.functions[op.output] = normalise_with(op.layer)
             else:
                 self.functions[op.output] = lower(op.layer) or _channels_last(op.layer)
-        self.device = keras.ops.convert_to_tensor(np.zeros((), np.float32)).device
+        self.device = _keras_device()
 
     def tensor(self, part: np.ndarray) -> torch.Tensor:
         """A float32 ``[H, W, C]`` array as a channels-first batch of one (channels-last in memory,
