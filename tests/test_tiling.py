@@ -16,6 +16,7 @@ from PIL import Image
 from cyclegan_keras import resnet_generator, unet_generator
 from cyclegan_keras.cli import main
 from cyclegan_keras.data.images import image_files
+from cyclegan_keras.deploy import runners
 from cyclegan_keras.deploy.runners import KerasRunner
 from cyclegan_keras.deploy.tiling import TiledGenerator, TileError
 from cyclegan_keras.errors import WriteError
@@ -96,6 +97,19 @@ def test_auto_mode_tiles_only_what_does_not_fit(resnet, capsys):
     assert "over the" in printed and "budget (--max-memory)" in printed
     assert "tiles with whole-photo instance-norm statistics" in printed
     assert np.abs(tiled.astype(int) - whole.astype(int)).max() <= 1
+
+
+def test_default_budget_counts_what_the_process_holds_already(resnet, monkeypatch, capsys):
+    # A process holding more than the memory still free (a notebook with a dataset loaded, a second
+    # test worker) must not send small photos into tiles by default.
+    gib = 2**30
+    monkeypatch.setattr(runners, "resident_memory", lambda: 6 * gib)
+    monkeypatch.setattr(runners, "available_memory", lambda: 4 * gib)
+    runner = KerasRunner(resnet, verbose=True)
+    assert runner.max_memory == 8 * gib
+    assert runner.tiling(96, 128) is None
+    runner(np.zeros((96, 128, 3), np.uint8))
+    assert "tiles" not in capsys.readouterr().out
 
 
 class _Stop(Exception):

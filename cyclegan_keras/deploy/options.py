@@ -69,8 +69,9 @@ class TranslateOptions:
                                  "tensorflow, jax); exported files keep their own runtimes",
                                  choices=BACKENDS)  # fmt: skip
     max_memory: str | None = option(None, "memory budget, e.g. 3G: larger photos go in tiles, and exact mode "
-                                    "keeps its whole-photo arrays on disk (TMPDIR) beyond it (default: half "
-                                    "the memory available)", metavar="SIZE")  # fmt: skip
+                                    "keeps its whole-photo arrays on disk (TMPDIR) beyond it (default: this "
+                                    "process's memory plus half the memory available)",
+                                    metavar="SIZE")  # fmt: skip
     video_stats: str | None = option(None, "videos: instance-norm statistics along time: frame (each frame "
                                      "its own, as the official code; flickers), clip (one set for the whole "
                                      "clip, from a first pass over every --stats-stride-th frame; least "

@@ -98,7 +98,8 @@ class KerasRunner(Runner):
             not fit ``max_memory`` whole, in tiles chosen for it).
         tile_stats: ``"exact"`` (default; equal to the whole-photo result) or ``"thumbnail"``
             (statistics of a one-megapixel copy: one pass, no temporary arrays).
-        max_memory: the budget in bytes or as ``"3G"`` (default: half the memory available now).
+        max_memory: the budget in bytes or as ``"3G"``, for the whole process (default: what this
+            process holds now plus half the memory available now).
         verbose: print how each tiled photo is translated, and a progress bar over its tiles.
     """
 
@@ -113,7 +114,11 @@ class KerasRunner(Runner):
         self.generator = generator
         self.input_channels = generator.inputs[0].shape[-1] if getattr(generator, "inputs", None) else 3
         self.tile, self.tile_stats, self.verbose = tile, tile_stats, verbose
-        self.max_memory = memory_size(max_memory) if max_memory is not None else available_memory() // 2
+        # The budget counts the whole process; MemAvailable leaves out what this process holds already, so
+        # the default adds it back (else a process holding half of what is free would tile every photo).
+        self.max_memory = (
+            memory_size(max_memory) if max_memory is not None else resident_memory() + available_memory() // 2
+        )
         if tile_stats is not None and tile_stats not in TILE_STATS:
             raise UsageError(f"tile_stats must be one of {', '.join(TILE_STATS)}, got {tile_stats!r}")
         try:
