@@ -143,7 +143,10 @@ def test_compiled_inference_computes_what_an_eager_call_does_on_the_other_backen
     # jax.jit of the stateless call on JAX; on PyTorch its own channels-first functions, layer by layer
     # (a layer with none runs as itself).
     gaps = found(other, "compiled_inference")
-    assert set(gaps) == {"resnet", "unet", "batch_norm", "other_layers", "from_tensorflow"}, gaps
+    expected = {"resnet", "unet", "batch_norm", "other_layers", "from_tensorflow"}
+    if other[0] == "torch":
+        expected.add("squares_in_parts")
+    assert set(gaps) == expected, gaps
     assert max(gaps.values()) < 1e-5, gaps
 
 

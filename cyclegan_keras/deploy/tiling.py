@@ -58,9 +58,9 @@ TILE_SIDES = (4096, 2048, 1024, 512, 256, 128)
 # normalisation come on top, more so in a tile's many small calls than in one whole-photo call.
 TILE_OVERHEAD = 5.0
 # A whole photo's peak over its live tensors, per backend (tests/test_inference.py measures it at two
-# sizes): PyTorch's channels-first functions hold the least; JAX's compiled call the most (XLA's
-# buffers, and compilation on a new size).
-WHOLE_OVERHEAD = {"tensorflow": 2.5, "torch": 2.0, "jax": 6.0}
+# sizes): PyTorch's channels-first functions hold the least (norms in place, no padded copies before
+# strided convolutions); JAX's compiled call the most (XLA's buffers, and compilation on a new size).
+WHOLE_OVERHEAD = {"tensorflow": 2.5, "torch": 1.4, "jax": 6.0}
 
 
 class KerasLayers:

@@ -4,9 +4,11 @@ Keras' layers on the PyTorch backend take channels-last tensors and transpose ar
 convolution, and a functional model keeps every intermediate tensor of a call: at a megapixel that is
 1.6x the official network's time. Here the layer graph (``TiledGenerator.ops``) runs as
 ``torch.nn.functional`` calls in the official network's layout, each tensor dropped after its last
-reader; the kernels are transposed once. Layers without a channels-first form here run as themselves
+reader; the kernels are transposed once, a zero padding or a cropping goes into the convolution beside
+it, and norms work in place. Layers without a channels-first form here run as themselves
 on a channels-last view, so any graph the tiling engine reads runs. The numbers are the Keras call's
-to float32 round-off (``tests/test_inference.py``).
+to float32 round-off (``tests/test_inference.py``). ``training.steps.torch_call`` lowers the same
+layers for training.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def _kernel(layer) -> tuple[torch.Tensor, torch.Tensor | None]:
     return kernel, bias
 
 
-def _instance_norm(layer: InstanceNormalization) -> Function:
+def _instance_norm(layer: InstanceNormalization, inplace: bool = False) -> Function:
     epsilon = layer.epsilon
     if not isinstance(epsilon, float):  # one per channel, on the device the weights are on
         epsilon = keras.ops.convert_to_tensor(np.asarray(epsilon, np.float32)).reshape(1, -1, 1, 1)
@@ -42,15 +44,38 @@ def _instance_norm(layer: InstanceNormalization) -> Function:
     beta = layer.beta.value.detach().reshape(1, -1, 1, 1) if layer.beta is not None else None
 
     def norm(x: torch.Tensor) -> torch.Tensor:
-        # Centred first, then scaled in place: two passes over the tensor and one new one (about 30%
-        # faster than F.instance_norm here, and as close to a float64 norm: 1e-6).
-        centred = x - x.mean(dim=(2, 3), keepdim=True)
-        centred.mul_(torch.rsqrt(centred.square().mean(dim=(2, 3), keepdim=True) + epsilon))
+        # Centred (in place where nothing else reads the input), then scaled in place: a third of
+        # F.instance_norm's time here, and as close to a float64 norm (1e-6).
+        mean = x.mean(dim=(2, 3), keepdim=True)
+        centred = x.sub_(mean) if inplace else x - mean
+        centred.mul_(torch.rsqrt(_mean_square(centred) + epsilon))
         if gamma is not None:
             centred.mul_(gamma)
         return centred.add_(beta) if beta is not None else centred
 
     return norm
+
+
+# Floats in the buffer that ``_mean_square`` squares through: 1 MB, within a core's L2 cache.
+_SQUARES = 1 << 18
+
+
+def _mean_square(x: torch.Tensor) -> torch.Tensor:
+    """The mean of ``x ** 2`` per image and channel (``[N, C, 1, 1]``). On a CPU and channels-last
+    memory, summed through a cache-sized buffer instead of a photo-sized square: each new photo-sized
+    tensor costs a pass and page faults, and a megapixel's norms took 2.4x as long with one (and a
+    centred copy) each."""
+    count, channels, height, width = x.shape
+    if x.device.type != "cpu" or not x.is_contiguous(memory_format=torch.channels_last):
+        return x.square().mean(dim=(2, 3), keepdim=True)
+    rows = max(1, _SQUARES // channels)
+    buffer = torch.empty(rows, channels, dtype=x.dtype)
+    sums = torch.zeros(count, channels, dtype=torch.float64)
+    for image in range(count):
+        for part in x[image].permute(1, 2, 0).reshape(-1, channels).split(rows):
+            squares = buffer[: part.shape[0]]
+            sums[image] += torch.mul(part, part, out=squares).sum(0)
+    return (sums / (height * width)).to(x.dtype).view(count, channels, 1, 1)
 
 
 def normalise_with(
@@ -120,11 +145,15 @@ def _channels_last(layer) -> Function:
 # Layers whose output may be their input or a view of it: never written into in place.
 _VIEWS = (keras.layers.Dropout, keras.layers.Cropping2D, keras.layers.Activation)
 # Layers with an in-place form.
-_IN_PLACE = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.Add)
+_IN_PLACE = (keras.layers.ReLU, keras.layers.LeakyReLU, keras.layers.Add, InstanceNormalization)
 
 
 def lower(
-    layer: keras.layers.Layer, inplace: bool = False, normalised: bool = False, live: bool = False
+    layer: keras.layers.Layer,
+    inplace: bool = False,
+    normalised: bool = False,
+    padding: tuple[int, int] = (0, 0),
+    output_padding: tuple[int, int] = (0, 0),
 ) -> Function | None:
     """One layer as a function of channels-first tensors (a list for layers of several inputs), or None
     where it has no such form here.
@@ -134,13 +163,11 @@ def lower(
         inplace: it may write into its (first) input, which nothing reads after it.
         normalised: its output goes only into an instance norm, which removes a per-channel bias: a
             convolution's is then left out (5-9% of ResNet-9's time at 512 px here).
-        live: for training: the weights read at each call, gradients flowing to them, nothing in place;
-            layers that act differently in training (dropout, batch norm) have no such form here.
+        padding, output_padding: a plain convolution's, as ``F.conv2d``/``F.conv_transpose2d`` take
+            them: a zero padding before it or a cropping after it taken in (``_merged``).
     """
-    if live:
-        return _live(layer)
     if type(layer) is InstanceNormalization and not layer.single_mean:
-        return _instance_norm(layer)
+        return _instance_norm(layer, inplace)
     if isinstance(layer, ReflectionPadding2D):
         pad = (layer.padding,) * 4
         return lambda x: F.pad(x, pad, mode="reflect")
@@ -154,9 +181,13 @@ def lower(
         activation = _activation(layer.activation.__name__)
         kernel, bias = _kernel(layer)
         bias = None if normalised and layer.activation.__name__ == "linear" else bias
-        conv = F.conv_transpose2d if isinstance(layer, keras.layers.Conv2DTranspose) else F.conv2d
         strides = tuple(layer.strides)
-        return lambda x: activation(conv(x, kernel, bias, stride=strides))
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            pads = {"padding": padding, "output_padding": output_padding}
+            return lambda x: activation(F.conv_transpose2d(x, kernel, bias, stride=strides, **pads))
+        if _few_outputs(layer) and padding == (0, 0):
+            return _rows_as_channels(kernel, bias, activation)
+        return lambda x: activation(F.conv2d(x, kernel, bias, stride=strides, padding=padding))
     if isinstance(layer, keras.layers.Activation) and _activation(layer.activation.__name__):
         return _activation(layer.activation.__name__)
     if isinstance(layer, keras.layers.ReLU) and layer.max_value is None and not layer.threshold:
@@ -178,6 +209,37 @@ def lower(
     return None
 
 
+def _few_outputs(layer: keras.layers.Layer) -> bool:
+    """A stride-1 convolution of a few output channels and several kernel rows, such as a generator's
+    last (64 -> 3, 7 x 7): oneDNN computes 16 output channels whatever the count, at 42 of this CPU's
+    227 GFLOP/s for that layer, and ``_rows_as_channels`` computes it 2.9x faster."""
+    return (
+        not isinstance(layer, keras.layers.Conv2DTranspose)
+        and tuple(layer.strides) == (1, 1)
+        and layer.filters <= 4
+        and layer.kernel_size[0] > 1
+    )
+
+
+def _rows_as_channels(kernel: torch.Tensor, bias: torch.Tensor | None, activation: Function) -> Function:
+    """A ``_few_outputs`` convolution as a convolution of one kernel row whose output channels are the
+    kernel's (output, row) pairs, and a sum of those channels shifted by their row: the same products
+    (3e-6 from a float64 convolution at 64 -> 3, 7 x 7, where the direct one was 1e-5)."""
+    outputs, inputs, rows, columns = kernel.shape
+    row_kernel = kernel.permute(0, 2, 1, 3).reshape(outputs * rows, inputs, 1, columns).contiguous()
+
+    def convolve(x: torch.Tensor) -> torch.Tensor:
+        partial = F.conv2d(x, row_kernel)
+        height = partial.shape[2] - rows + 1
+        partial = partial.view(partial.shape[0], outputs, rows, partial.shape[2], partial.shape[3])
+        out = partial[:, :, 0, :height].clone(memory_format=torch.contiguous_format)
+        for row in range(1, rows):
+            out.add_(partial[:, :, row, row : row + height])
+        return activation(out.add_(bias.view(1, -1, 1, 1)) if bias is not None else out)
+
+    return convolve
+
+
 def plain_conv(layer: keras.layers.Layer) -> bool:
     """A convolution ``F.conv2d``/``F.conv_transpose2d`` computes as it is: valid padding, no dilation
     or groups, no output padding, an activation of ``_activation``'s."""
@@ -193,81 +255,6 @@ def plain_conv(layer: keras.layers.Layer) -> bool:
     )
 
 
-class _LiveKernel:
-    """A Keras kernel in PyTorch's order: the variable's own values where they are stored so
-    (``training.steps.torch.store_in_torch_order``), else a copy, made again only after the variable
-    changed (an optimizer's in-place update bumps its version): a network called several times a step
-    copies it once, and the copy passes its gradient on to the variable. Convolving with a permuted view
-    of Keras' layout makes oneDNN reorder the weights on every call (2.6x slower steps at 32 px)."""
-
-    def __init__(self, variable: keras.Variable):
-        self.variable, self.version, self.copy, self.source = variable, None, None, None
-
-    def __call__(self) -> torch.Tensor:
-        value = self.variable.value
-        view = value.permute(3, 2, 0, 1)
-        if view.is_contiguous():
-            return view
-        if self.version != value._version or self.copy is None or self.source is not value:
-            self.copy = _TorchOrder.apply(value)
-            self.version, self.source = value._version, value
-        return self.copy
-
-
-class _TorchOrder(torch.autograd.Function):
-    """A Keras kernel ``[kh, kw, in, out]`` copied into PyTorch's ``[out, in, kh, kw]`` order, dense as
-    the official network's weights: with channels-first activations, neither the convolution nor its
-    backward reorders it (channels-last weights were copied again in every convolution's backward, 11%
-    of a 32 px step); its gradient comes back in the kernel's own layout, so that the optimizer's
-    updates run over dense, alike tensors (a strided gradient made them 5x slower)."""
-
-    @staticmethod
-    def forward(ctx, kernel: torch.Tensor) -> torch.Tensor:
-        # Two copies that PyTorch makes fast, where one of the 4-D permutation is element by element
-        # (1.5-5x slower): rows of `out` moved whole into [in, kh*kw, out], then a 2-D transpose, which
-        # it copies in cache-sized blocks.
-        height, width, inputs, outputs = kernel.shape
-        rows = kernel.reshape(height * width, inputs, outputs).transpose(0, 1).contiguous()
-        return rows.view(-1, outputs).t().contiguous().view(outputs, inputs, height, width)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        return grad.permute(2, 3, 1, 0).contiguous()
-
-
-def _live(layer: keras.layers.Layer) -> Function | None:
-    """``lower(layer, live=True)``."""
-    if isinstance(layer, (keras.layers.Dropout, keras.layers.BatchNormalization)):
-        return None
-    if type(layer) is InstanceNormalization and isinstance(layer.epsilon, float):
-        epsilon = layer.epsilon
-
-        def norm(x: torch.Tensor) -> torch.Tensor:
-            # PyTorch's own norm, as the official network's: one op and its backward, where the
-            # centring and scaling written out were eight (some 5% of a 32 px step). The op itself, not
-            # F.instance_norm, which refuses a 1 x 1 image in training (Keras' layer gives its offset).
-            gamma = layer.gamma.value if layer.gamma is not None else None
-            beta = layer.beta.value if layer.beta is not None else None
-            return torch.instance_norm(x, gamma, beta, None, None, True, 0.0, epsilon, False)
-
-        return norm
-    if plain_conv(layer):
-        activation = _activation(layer.activation.__name__)
-        conv = F.conv_transpose2d if isinstance(layer, keras.layers.Conv2DTranspose) else F.conv2d
-        strides = tuple(layer.strides)
-
-        kernel = _LiveKernel(layer.kernel)
-
-        def convolve(x: torch.Tensor) -> torch.Tensor:
-            bias = layer.bias.value if layer.use_bias else None
-            return activation(conv(x, kernel(), bias, stride=strides))
-
-        return convolve
-    if not layer.weights:
-        return lower(layer)  # weightless: the inference form, which is out of place unless asked
-    return None
-
-
 class _Node(typing.NamedTuple):
     layer: keras.layers.Layer
     inputs: list[int]
@@ -278,40 +265,6 @@ class _Graph(typing.NamedTuple):
     ops: list[_Node]
     input: int
     output: int
-
-
-def functional_graph(model: keras.Model) -> _Graph | None:
-    """A functional model's layers in order with the tensors each reads and writes (as ids), or None
-    for a model of several inputs or outputs, or a layer called more than once."""
-    if len(getattr(model, "inputs", None) or ()) != 1 or len(model.outputs) != 1:
-        return None
-    ops = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        try:
-            inputs, output = layer.input, layer.output
-        except (AttributeError, ValueError):
-            return None
-        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-        ops.append(_Node(layer, [id(t) for t in inputs], id(output)))
-    return _Graph(ops, id(model.inputs[0]), id(model.outputs[0]))
-
-
-def training_call(model: keras.Model) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """``model(x, training=True)`` for a channels-last float32 tensor, as PyTorch's own functions on
-    channels-first views, differentiable with respect to the model's weights: the same numbers without
-    Keras' work around each layer call (argument checks, conversions, layouts). None for a model that
-    cannot run so (a layer without a live form, mixed precision)."""
-    graph = functional_graph(model)
-    if graph is None or any(layer.compute_dtype != "float32" for layer in model.layers):
-        return None
-    steps = [(lower(op.layer, live=True), op) for op in graph.ops]
-    if any(function is None for function, _ in steps):
-        return None
-    readers = reader_counts(graph)
-    # Dense channels-first activations, as the official network's: see ``_TorchOrder``.
-    return lambda x: _run(graph, steps, readers, x.permute(0, 3, 1, 2).contiguous()).permute(0, 2, 3, 1)
 
 
 def _run(graph, steps: list, readers: dict[int, int], inputs: torch.Tensor) -> torch.Tensor:
@@ -339,10 +292,16 @@ def native_call(graph, statistics=None) -> Callable[[np.ndarray], np.ndarray]:
         statistics: what each instance norm normalises with instead of its input's own statistics
             (``deploy.tiling.Statistics``, keyed by the norm's input).
     """
+    graph, pads = _merged(graph, reader_counts(graph))
     readers = reader_counts(graph)
     normalised = {op.inputs[0] for op in graph.ops if type(op.layer) is InstanceNormalization}
     lowered = [
-        lower(op.layer, normalised=op.output in normalised and readers[op.output] == 1) for op in graph.ops
+        lower(
+            op.layer,
+            normalised=op.output in normalised and readers[op.output] == 1,
+            **pads.get(op.output, {}),
+        )
+        for op in graph.ops
     ]
     # Writing into a tensor that only this layer reads saves a new tensor; never into the caller's input
     # or a tensor that may share memory with another.
@@ -357,8 +316,13 @@ def native_call(graph, statistics=None) -> Callable[[np.ndarray], np.ndarray]:
             function = _given_statistics(op.layer, op.inputs[0], statistics)
         elif function is None:
             function = _channels_last(op.layer)
-        elif isinstance(op.layer, _IN_PLACE) and readers[op.inputs[0]] == 1 and op.inputs[0] not in shared:
-            function = lower(op.layer, inplace=True)
+        elif isinstance(op.layer, _IN_PLACE):
+            # The first input that only this layer reads takes the result (a sum's terms commute).
+            writable = [
+                k for k, tensor in enumerate(op.inputs) if readers[tensor] == 1 and tensor not in shared
+            ]
+            if writable:
+                function = _first(lower(op.layer, inplace=True), writable[0])
         steps.append((function, op))
 
     device = _keras_device()
@@ -371,6 +335,59 @@ def native_call(graph, statistics=None) -> Callable[[np.ndarray], np.ndarray]:
             return outputs.permute(0, 2, 3, 1).float().cpu().numpy()
 
     return call
+
+
+def _first(function: Function, index: int) -> Function:
+    """``function`` of a layer's inputs with input ``index`` moved first (the one it may write into)."""
+    if index == 0:
+        return function
+    return lambda xs: function([xs[index], *xs[:index], *xs[index + 1 :]])
+
+
+def _merged(graph, readers: dict[int, int]) -> tuple[_Graph, dict[int, dict]]:
+    """The graph with each zero padding taken into the convolution that alone reads it, and each
+    cropping into the transposed convolution it alone reads, as ``F.conv2d``'s ``padding`` and
+    ``F.conv_transpose2d``'s ``padding`` and ``output_padding``: oneDNN's padded forms skip a padded
+    copy of the photo, and its transposed convolution of the official network's padding takes half the
+    time of the unpadded one and a cropping (53 ms against 89 ms, 256 -> 128 channels at 128 px). Also
+    the keyword arguments of ``lower`` for each merged op (by output)."""
+    single = {op.output: op for op in graph.ops if readers.get(op.output) == 1 and op.output != graph.output}
+    reader = {op.inputs[0]: op for op in graph.ops if len(op.inputs) == 1}
+    dropped, ops, pads = set(), [], {}
+    for op in graph.ops:
+        if op.output in dropped:
+            continue
+        source = single.get(op.inputs[0]) if len(op.inputs) == 1 else None
+        after = reader.get(op.output) if op.output in single else None
+        if (
+            plain_conv(op.layer)
+            and not isinstance(op.layer, keras.layers.Conv2DTranspose)
+            and not _few_outputs(op.layer)
+            and isinstance(getattr(source, "layer", None), keras.layers.ZeroPadding2D)
+            and all(top == bottom for top, bottom in source.layer.padding)
+        ):
+            pads[op.output] = {"padding": tuple(side[0] for side in source.layer.padding)}
+            ops[ops.index(source)] = _Node(op.layer, source.inputs, op.output)
+            continue
+        if (
+            plain_conv(op.layer)
+            and isinstance(op.layer, keras.layers.Conv2DTranspose)
+            and isinstance(getattr(after, "layer", None), keras.layers.Cropping2D)
+            and all(
+                0 <= first - last < stride
+                for (first, last), stride in zip(after.layer.cropping, op.layer.strides)
+            )
+        ):
+            cropping = after.layer.cropping
+            pads[after.output] = {
+                "padding": tuple(first for first, _ in cropping),
+                "output_padding": tuple(first - last for first, last in cropping),
+            }
+            ops.append(_Node(op.layer, op.inputs, after.output))
+            dropped.add(after.output)
+            continue
+        ops.append(op)
+    return _Graph(ops, graph.input, graph.output), pads
 
 
 class TileFunctions:

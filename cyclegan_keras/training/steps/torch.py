@@ -1,7 +1,7 @@
 """The training step on PyTorch: ``backward()`` through the losses, and Adam's update for all variables at
 once.
 
-The networks run as PyTorch's own functions (``deploy.torch_native.training_call``) where they can:
+The networks run as PyTorch's own functions (``training.steps.torch_call.training_call``) where they can:
 a Keras layer call on this backend costs some 0.1-0.3 ms of Python on the host (argument checks,
 conversions, a transpose around every convolution), which at ~700 layer calls a step set the pace
 wherever convolutions are small (a CPU at 32 px, any GPU).
@@ -14,8 +14,9 @@ import weakref
 import keras
 import torch
 
-from cyclegan_keras.deploy.torch_native import plain_conv, training_call
+from cyclegan_keras.deploy.torch_native import plain_conv
 from cyclegan_keras.training.steps.torch_bfloat16 import contiguous_conv_weights
+from cyclegan_keras.training.steps.torch_call import training_call
 
 # network -> its lean training call, or None where it runs through Keras
 _CALLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -27,7 +28,7 @@ _STORED = "_cyclegan_keras_torch_order"
 
 
 def lean_training_call(network: keras.Model):
-    """``deploy.torch_native.training_call(network)``, made once per network."""
+    """``training.steps.torch_call.training_call(network)``, made once per network."""
     if network not in _CALLS:
         _CALLS[network] = training_call(network)
     return _CALLS[network]
