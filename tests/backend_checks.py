@@ -305,8 +305,9 @@ def few_step_run(work: str, data_dir: str) -> dict:
 
 
 def translation_size() -> dict:
-    """The shapes ``predict`` (of a model not built yet) and ``translate`` give a 30 x 34 batch, and how
-    many small photos ``translate`` puts in one batch."""
+    """The shapes ``predict`` (of a model not built yet) and ``translate`` give a 30 x 34 batch, how
+    many small photos ``translate`` takes at once (side by side on PyTorch on a CPU), and how far five
+    photos taken together are from each alone."""
     images = _images(9, (2, 30, 34, 3))
     from cyclegan_keras import CycleGAN, patchgan_discriminator, resnet_generator
 
@@ -314,12 +315,18 @@ def translation_size() -> dict:
         resnet_generator(1, ngf=4), resnet_generator(1, ngf=4), patchgan_discriminator(n_layers=2, ndf=4),
         patchgan_discriminator(n_layers=2, ndf=4), pool_size=2,
     )  # fmt: skip
-    from cyclegan_keras.deploy.runners import KerasRunner
+    from cyclegan_keras.deploy.runners import KerasRunner, streams
 
+    runner = KerasRunner(model.generator_ab, max_memory="4G")
+    photos = [np.random.default_rng(k).integers(0, 256, (40, 52, 3), dtype=np.uint8) for k in range(5)]
+    together, alone = runner.translate_many(photos), [runner(photo) for photo in photos]
+    apart = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(together, alone))
     return {
         "predict": list(model.predict(images, verbose=0).shape),
         "translate": list(keras.ops.convert_to_numpy(model.translate(images, "b_to_a")).shape),
-        "batch": KerasRunner(model.generator_ab, max_memory="4G").batch_size_for(64, 64),
+        "batch": runner.batch_size_for(64, 64),
+        "streams": streams(),
+        "together_vs_alone": apart,
     }
 
 

@@ -142,15 +142,31 @@ def crop_region(value, have: Region, want: Region, rows: int = 1):
 
 
 def pad_axis(value, axis: Axis, lo: int, hi: int, n: int, have: tuple[int, int], dim: int):
+    """A padding layer's rows [lo, hi) along ``dim`` from ``value``, which holds input rows ``have``: the
+    runs of consecutive input rows as slices and the zero rows as zeros, put together in one copy (a
+    gather of every row took 11% of a megapixel's exact tiles)."""
     index, valid = axis.source_rows(lo, hi, n)
     if valid.all() and index[0] == have[0] and np.array_equal(index, np.arange(index[0], index[0] + hi - lo)):
         return value  # no padding on this side of this tile: its rows are already the input's
-    value = ops.take(value, ops.convert_to_tensor(index - have[0], "int32"), axis=dim)
-    if not valid.all():
-        shape = [1, 1, 1, 1]
-        shape[dim] = len(valid)
-        value = value * ops.cast(ops.reshape(ops.convert_to_tensor(valid), shape), value.dtype)
-    return value
+    pieces, start = [], 0
+    while start < len(index):
+        end = start + 1
+        while (
+            end < len(index)
+            and valid[end] == valid[start]
+            and (index[end] == index[end - 1] + 1 or not valid[start])
+        ):
+            end += 1
+        if valid[start]:
+            rows = [slice(None)] * len(value.shape)
+            rows[dim] = slice(int(index[start]) - have[0], int(index[end - 1]) + 1 - have[0])
+            pieces.append(value[tuple(rows)])
+        else:
+            shape = list(value.shape)
+            shape[dim] = end - start
+            pieces.append(ops.zeros(shape, value.dtype))
+        start = end
+    return pieces[0] if len(pieces) == 1 else ops.concatenate(pieces, axis=dim)
 
 
 def use_counts(stage: Stage) -> dict[int, int]:

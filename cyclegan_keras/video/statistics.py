@@ -24,7 +24,7 @@ from keras import ops
 from cyclegan_keras.data.images import pad_to_multiple, to_channels, to_float, to_uint8
 from cyclegan_keras.deploy.graph import run_layers
 from cyclegan_keras.deploy.options import STATS_MOMENTUM
-from cyclegan_keras.deploy.runners import KerasRunner
+from cyclegan_keras.deploy.runners import KerasRunner, streams
 from cyclegan_keras.errors import UsageError
 from cyclegan_keras.networks.layers import InstanceNormalization
 
@@ -117,7 +117,11 @@ class StatisticsTranslator:
         padded = [pad_to_multiple(to_channels(f, channels), self.graph.multiple)[0] for f in frames]
         tiling = self.runner.tiling(*padded[0].shape[:2])
         if tiling is None:
-            outputs = to_uint8(self.run_float(to_float(np.stack(padded)), statistics))
+            # One frame at a time where the runner would put frames side by side (PyTorch on a CPU,
+            # where a batch tensor is slower per frame): the statistics hook follows one call at a time.
+            step = 1 if streams() else len(padded)
+            parts = [np.stack(padded[k : k + step]) for k in range(0, len(padded), step)]
+            outputs = np.concatenate([to_uint8(self.run_float(to_float(part), statistics)) for part in parts])
         else:
             tile, _, memory, _ = tiling
             outputs = [self.graph(p, tile, "exact", memory=memory, statistics=statistics) for p in padded]
