@@ -62,7 +62,8 @@ class TranslateOptions:
                                     "thumbnail (a 1 MP copy's; one pass, faster)",
                                     choices=TILE_STATS)  # fmt: skip
     batch_size: int | None = option(None, "photos of one size translated together at the most (default: as "
-                                    "many as fit the memory budget, up to 8; 1 with PyTorch on a CPU)",
+                                    "many as fit the memory budget, up to 8; with PyTorch on a CPU, as many "
+                                    "as it has threads, side by side, one thread each)",
                                     minimum=1)  # fmt: skip
     backend: str | None = option(None, "the Keras backend that runs .keras, .pth and pretrained generators "
                                  "(default: $KERAS_BACKEND, else the fastest installed for inference: torch, "
