@@ -61,6 +61,9 @@ TILE_OVERHEAD = 5.0
 # sizes): PyTorch's channels-first functions hold the least (norms in place, no padded copies before
 # strided convolutions); JAX's compiled call the most (XLA's buffers, and compilation on a new size).
 WHOLE_OVERHEAD = {"tensorflow": 2.5, "torch": 1.4, "jax": 6.0}
+# Copies of the weights a backend's whole-photo call makes on its first use: PyTorch's functions keep the
+# kernels in their own layout (``deploy.torch_native``), 46 MB for an official ResNet-9.
+WEIGHT_COPIES = {"tensorflow": 0, "torch": 1, "jax": 0}
 
 
 class KerasLayers:
@@ -262,11 +265,14 @@ class TiledGenerator:
     def whole_bytes(self, height: int, width: int) -> int:
         """Memory the generator takes on a photo of this size whole, as ``cyclegan_keras.deploy.forward``
         runs it: the tensors alive at once, each freed after its last reader, with the convolutions'
-        working memory on the backend in use (``WHOLE_OVERHEAD``)."""
+        working memory on the backend in use (``WHOLE_OVERHEAD``) and the weights it copies
+        (``WEIGHT_COPIES``)."""
         sizes = self.sizes(height, width)
         needs = {tensor: (0, h, 0, w) for tensor, (h, w) in sizes.items()}
         live = self._live_peak(Stage(self.output, self.ops, [self.input]), needs)
-        return int(live * WHOLE_OVERHEAD[keras.backend.backend()])
+        backend = keras.backend.backend()
+        weights = 4 * sum(op.layer.count_params() for op in self.ops) * WEIGHT_COPIES[backend]
+        return int(live * WHOLE_OVERHEAD[backend]) + weights
 
     def plan(self, height: int, width: int, tile: int, exact: bool) -> dict:
         """Memory a tiled translation takes: ``tile_bytes`` for the tensors of the largest tile's work,
