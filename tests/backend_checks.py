@@ -270,6 +270,13 @@ def compiled_inference(work: str) -> dict:
             gaps["squares_in_parts"] = float(np.max(np.abs(compiled(images) - eager)))
         finally:
             torch_native._SQUARES = squares
+        # A residual block of 128 channels: its two 3x3 convolutions as Winograd's, at 5 x 7 (odd sizes).
+        generator, images = resnet_generator(1, ngf=32), _images(13, (1, 20, 28, 3))
+        eager = keras.ops.convert_to_numpy(generator(images, training=False))
+        compiled = inference_call(generator, TiledGenerator(generator), compile_from=0)
+        gaps["winograd"] = float(np.max(np.abs(compiled(images) - eager)))
+        convs = [layer for layer in generator.layers if isinstance(layer, keras.layers.Conv2D)]
+        gaps["winograd_layers"] = sum(torch_native._winograd(c, torch_native._kernel(c)[0]) for c in convs)
     saved = np.load(os.path.join(work, "generator.npz"))
     generator = keras.models.load_model(os.path.join(work, "generator.keras"), safe_mode=True)
     compiled = inference_call(generator, TiledGenerator(generator), compile_from=0)
