@@ -18,6 +18,8 @@ from cyclegan_keras.cli import main
 from cyclegan_keras.data.images import image_files
 from cyclegan_keras.deploy import runners
 from cyclegan_keras.deploy.runners import KerasRunner
+from cyclegan_keras.deploy.tile_arrays import TileArrays, channel_sums
+from cyclegan_keras.deploy.tile_geometry import Axis, end_pads
 from cyclegan_keras.deploy.tiling import TiledGenerator, TileError
 from cyclegan_keras.errors import WriteError
 from tests.conftest import REPO
@@ -308,3 +310,66 @@ def test_a_stopped_translation_leaves_no_temporary_arrays(resnet, tmp_path, how)
     assert process.returncode == (130 if how == signal.SIGINT else 143), stderr[-2000:]
     assert "Traceback" not in stderr
     assert list(temp.glob("cyclegan-keras-*")) == [] and not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("mode, a, b", [("reflect", 3, 3), ("reflect", 1, 2), ("zero", 1, 1), ("zero", 0, 2)])
+def test_end_pads_gives_the_rows_the_whole_photo_padding_gives(mode, a, b):
+    axis, n = Axis("pad", a, b, mode), 9
+    x = np.arange(1.0, n + 1)
+    padded = np.pad(x, (a, b), mode="reflect" if mode == "reflect" else "constant")
+    used = 0
+    for lo in range(n + a + b):
+        for hi in range(lo + 1, n + a + b + 1):
+            have = axis.need(lo, hi, n)
+            ends = end_pads(axis, (lo, hi), n, have)
+            if ends is None:
+                continue
+            used += 1
+            (start, stop), pads = ends
+            kept = x[have[0] : have[1]][start:stop]
+            again = np.pad(kept, pads, mode="reflect" if mode == "reflect" else "constant")
+            np.testing.assert_array_equal(again, padded[lo:hi], err_msg=f"rows {lo}-{hi}")
+    # The whole axis, and a tile inside it, take this path: one pad (or none) of the rows held.
+    assert end_pads(axis, (0, n + a + b), n, (0, n)) == ((0, n), (a, b))
+    assert end_pads(axis, (a + 2, a + 6), n, (1, 7)) == ((1, 5), (0, 0))
+    assert used > n
+
+
+def test_channel_sums_are_float64_sums_of_any_view():
+    value = np.random.default_rng(4).normal(3.0, 2.0, (160, 200, 40)).astype(np.float32)
+    view = value[7:150, 3:190, 1:33]  # not contiguous, large enough to be shared by two threads
+    sums = channel_sums(view)
+    flat = view.reshape(-1, view.shape[-1]).astype(np.float64)
+    np.testing.assert_allclose(sums, [flat.sum(0), (flat * flat).sum(0)], rtol=1e-12)
+    np.testing.assert_allclose(channel_sums(view[:2]), channel_sums(np.array(view[:2])), rtol=1e-12)
+
+
+def test_freed_arrays_serve_the_next_of_their_shape(tmp_path):
+    with TileArrays(None, None) as arrays:
+        arrays.create(1, (4, 5, 2))
+        arrays.write(1, (0, 4, 0, 5), np.ones((4, 5, 2), np.float32), np.copyto)
+        first = arrays.arrays[1]
+        view = arrays.read(1, (1, 3, 0, 5))
+        assert np.shares_memory(view, first) and view.shape == (2, 5, 2)
+        arrays.free(1)
+        arrays.create(2, (4, 5, 2))
+        assert arrays.arrays[2] is first
+        arrays.free(2)
+        arrays.create(3, (4, 6, 2))  # another shape: a new array, and no spare kept
+        assert arrays.arrays[3] is not first and not arrays.spare
+    with TileArrays(0, str(tmp_path), needed=160) as arrays:  # on disk: reads are copies, files reused
+        arrays.create(1, (4, 5, 2))
+        arrays.write(1, (0, 4, 0, 5), np.full((4, 5, 2), 2.0, np.float32), np.copyto)
+        part = arrays.read(1, (0, 2, 0, 5))
+        part += 1.0
+        np.testing.assert_array_equal(arrays.read(1, (0, 2, 0, 5)), 2.0)
+        arrays.free(1)
+        arrays.create(2, (4, 5, 2))
+        assert os.listdir(arrays.folder) == ["2.f32"]
+        np.testing.assert_array_equal(arrays.read(2, (0, 4, 0, 5)), 2.0)  # the same file, not a new one
+        arrays.free(2)
+        arrays.create(3, (2, 5, 2))
+        assert os.listdir(arrays.folder) == ["3.f32"]
+        arrays.free(3)
+        arrays.trim()
+        assert os.listdir(arrays.folder) == []

@@ -141,6 +141,23 @@ def crop_region(value, have: Region, want: Region, rows: int = 1):
     return value[tuple(index)]
 
 
+def end_pads(
+    axis: Axis, rows: tuple[int, int], n: int, have: tuple[int, int]
+) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """For a padding layer's rows ``rows`` (of its output) from a value that holds input rows ``have``: the
+    value's rows to keep (relative to ``have``) and the rows to pad before and after them, when the padded
+    rows are those rows padded at their ends as ``keras.ops.pad`` pads (with zeros, or reflected within
+    them); else None."""
+    lo, hi = rows
+    before, after = max(0, axis.a - lo), max(0, hi - axis.a - n)
+    start, stop = lo - axis.a + before, hi - axis.a - after
+    if stop <= start or start < have[0] or stop > have[1]:
+        return None
+    if axis.mode == "reflect" and max(before, after) >= stop - start:
+        return None  # the reflection reaches rows beyond those kept
+    return (start - have[0], stop - have[0]), (before, after)
+
+
 def pad_axis(value, axis: Axis, lo: int, hi: int, n: int, have: tuple[int, int], dim: int):
     """A padding layer's rows [lo, hi) along ``dim`` from ``value``, which holds input rows ``have``: the
     runs of consecutive input rows as slices and the zero rows as zeros, put together in one copy (a

@@ -27,7 +27,7 @@ import numpy as np
 from keras import ops
 
 from cyclegan_keras.deploy.options import TILE_STATS
-from cyclegan_keras.deploy.tile_arrays import Progress, TileArrays, thumbnail, to_pixels
+from cyclegan_keras.deploy.tile_arrays import Progress, TileArrays, channel_sums, thumbnail, to_pixels
 from cyclegan_keras.deploy.tile_geometry import (
     CHAINABLE,
     Op,
@@ -36,6 +36,7 @@ from cyclegan_keras.deploy.tile_geometry import (
     TileError,
     axes,
     crop_region,
+    end_pads,
     last_reads,
     pad_axis,
     union,
@@ -74,10 +75,17 @@ class KerasLayers:
     rows = 1  # the rows' dimension of a tile's tensors; the columns' is the next
 
     def tensor(self, part: np.ndarray):
-        return ops.convert_to_tensor(part[None])
+        return ops.convert_to_tensor(np.ascontiguousarray(part)[None])
 
     def array(self, value) -> np.ndarray:
         return np.asarray(ops.convert_to_numpy(value), np.float32)[0]
+
+    def copy(self, destination: np.ndarray, value) -> None:
+        destination[...] = self.array(value)
+
+    def pad(self, value, rows: tuple[int, int], cols: tuple[int, int], mode: str):
+        mode = "reflect" if mode == "reflect" else "constant"
+        return ops.pad(value, [(0, 0), rows, cols, (0, 0)], mode=mode)
 
     def call(self, op: Op, args: list):
         return op.layer(args if len(args) > 1 else args[0])
@@ -397,22 +405,20 @@ class TiledGenerator:
             h, w = sizes[stage.target]
             final = stage.target == self.output
             if final:
+                arrays.trim()
                 out = np.empty((h, w, self.channels[self.output]), np.uint8 if pixels else np.float32)
             else:
                 arrays.create(stage.target, (h, w, self.channels[stage.target]))
             sums = np.zeros((2, self.channels[stage.target])) if stage.target in self.norm_inputs else None
             for region in self._tiles(stage.target, tile, sizes, height):
-                value = layout.array(self._run_tile(stage, region, sizes, image, arrays, state))
+                value = self._run_tile(stage, region, sizes, image, arrays, state)
                 if sums is not None:
-                    # Summed in float64 without a float64 copy of the tile (8x faster than one).
-                    flat = value.reshape(-1, value.shape[-1])
-                    sums += (np.einsum("ij->j", flat, dtype=np.float64),
-                             np.einsum("ij,ij->j", flat, flat, dtype=np.float64))  # fmt: skip
+                    sums += channel_sums(layout.array(value))
                 y0, y1, x0, x1 = region
                 if final:
-                    out[y0:y1, x0:x1] = to_pixels(value) if pixels else value
+                    out[y0:y1, x0:x1] = to_pixels(layout.array(value)) if pixels else layout.array(value)
                 else:
-                    arrays.write(stage.target, region, value)
+                    arrays.write(stage.target, region, value, layout.copy)
                 counter.step()
             if sums is not None:
                 mean = sums[0] / (h * w)
@@ -437,7 +443,7 @@ class TiledGenerator:
                 part = part.astype(np.float32) / 127.5 - 1.0 if part.dtype == np.uint8 else part
             else:
                 part = arrays.read(source, needs[source])
-            values[source] = layout.tensor(np.ascontiguousarray(part, np.float32))
+            values[source] = layout.tensor(np.asarray(part, np.float32))
         uses = use_counts(stage)
         for op in stage.ops:
             args = [
@@ -458,6 +464,15 @@ class TiledGenerator:
         if op.rows.kind == "pad":
             h, w = sizes[op.inputs[0]]
             (value,) = args
+            ends = end_pads(op.rows, region[:2], h, have[:2]), end_pads(op.cols, region[2:], w, have[2:])
+            if all(ends):
+                # One pad of the rows this tile holds, as the whole photo's padding layer would do it.
+                ((r0, r1), rows_pad), ((c0, c1), cols_pad) = ends
+                kept = (have[0] + r0, have[0] + r1, have[2] + c0, have[2] + c1)
+                value = crop_region(value, have, kept, rows)
+                if rows_pad == cols_pad == (0, 0):
+                    return value
+                return layout.pad(value, rows_pad, cols_pad, op.rows.mode)
             value = pad_axis(value, op.rows, region[0], region[1], h, have[:2], rows)
             return pad_axis(value, op.cols, region[2], region[3], w, have[2:], rows + 1)
         if isinstance(op.layer, InstanceNormalization):
