@@ -58,8 +58,10 @@ def test_exact_mode_equals_the_whole_photo(which, shape, tiles, request):
     reference = _whole(generator, image)
     for tile in tiles:
         np.testing.assert_allclose(tiled(image, tile, "exact"), reference, atol=1e-4, err_msg=f"tile {tile}")
-    # The same with every whole-photo array on disk.
+    # The same with every whole-photo array on disk, and with some on disk and some in memory.
     np.testing.assert_allclose(tiled(image, tiles[-1], "exact", memory=0), reference, atol=1e-4)
+    some = tiled.plan(*shape, tiles[-1], True)["store_bytes"] // 3
+    np.testing.assert_allclose(tiled(image, tiles[-1], "exact", memory=some), reference, atol=1e-4)
 
 
 def test_runner_tiles_odd_sized_photos_like_the_whole_photo(resnet):
@@ -357,7 +359,7 @@ def test_freed_arrays_serve_the_next_of_their_shape(tmp_path):
         arrays.free(2)
         arrays.create(3, (4, 6, 2))  # another shape: a new array, and no spare kept
         assert arrays.arrays[3] is not first and not arrays.spare
-    with TileArrays(0, str(tmp_path), needed=160) as arrays:  # on disk: reads are copies, files reused
+    with TileArrays(100, str(tmp_path), needed=260) as arrays:  # on disk: reads are copies, files reused
         arrays.create(1, (4, 5, 2))
         arrays.write(1, (0, 4, 0, 5), np.full((4, 5, 2), 2.0, np.float32), np.copyto)
         part = arrays.read(1, (0, 2, 0, 5))
@@ -368,8 +370,14 @@ def test_freed_arrays_serve_the_next_of_their_shape(tmp_path):
         assert os.listdir(arrays.folder) == ["2.f32"]
         np.testing.assert_array_equal(arrays.read(2, (0, 4, 0, 5)), 2.0)  # the same file, not a new one
         arrays.free(2)
-        arrays.create(3, (2, 5, 2))
+        arrays.create(3, (3, 5, 2))
         assert os.listdir(arrays.folder) == ["3.f32"]
         arrays.free(3)
         arrays.trim()
         assert os.listdir(arrays.folder) == []
+        # What fits beside the arrays in memory goes there, the rest on disk.
+        arrays.create(4, (2, 2, 2))  # 32 bytes
+        arrays.create(5, (4, 2, 2))  # 64 bytes: 96 of the 100
+        arrays.create(6, (1, 2, 2))  # 16 more do not fit
+        assert [isinstance(arrays.arrays[n], np.ndarray) for n in (4, 5, 6)] == [True, True, False]
+        assert os.listdir(arrays.folder) == ["6.f32"]

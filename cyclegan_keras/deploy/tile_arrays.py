@@ -75,12 +75,13 @@ def _shape(entry: np.ndarray | tuple[str, tuple]) -> tuple:
 
 
 class TileArrays:
-    """Whole-photo float32 arrays by name: in memory while they fit ``memory`` bytes, else files in a
-    temporary folder (preallocated, so a full disk is an error at creation, not a crash on a later write),
-    mapped only while a tile is read or written so that they do not count as the process's memory. The
-    folder is removed on exit, whatever happened. A freed array serves the next one of its shape: a new
-    one in memory would cost a page fault every 4 kB on its first writes (the writes took 4x as long), a
-    new file its preallocation and the old file's removal (2.6 s of 66 s for 6 MP)."""
+    """Whole-photo float32 arrays by name: each in memory while it fits ``memory`` bytes beside those
+    there already, else a file in a temporary folder (preallocated, so a full disk is an error at
+    creation, not a crash on a later write), mapped only while a tile is read or written so that it does
+    not count as the process's memory. The folder is removed on exit, whatever happened. A freed array
+    serves the next one of its shape: a new one in memory would cost a page fault every 4 kB on its first
+    writes (the writes took 4x as long), a new file its preallocation and the old file's removal (2.6 s
+    of 66 s for 6 MP)."""
 
     def __init__(self, memory: int | None, temp_dir: str | None, needed: int = 0):
         self.memory, self.temp_dir, self.needed = memory, temp_dir, needed
@@ -111,10 +112,14 @@ class TileArrays:
         return list(self.arrays)
 
     def create(self, name: int, shape: tuple) -> None:
-        reused = next((entry for entry in self.spare if _shape(entry) == shape), None)
+        held = sum(a.nbytes for a in self.arrays.values() if isinstance(a, np.ndarray))
+        in_memory = not self.folder or held + 4 * math.prod(shape) <= self.memory
+        reused = next(
+            (e for e in self.spare if _shape(e) == shape and isinstance(e, np.ndarray) == in_memory), None
+        )
         # Those of other shapes go: the memory plan and the disk check count only live arrays.
         self._let_go(keep=reused)
-        if not self.folder:
+        if in_memory:
             self.arrays[name] = np.empty(shape, np.float32) if reused is None else reused
             return
         path = os.path.join(self.folder, f"{name}.f32")
