@@ -3,6 +3,7 @@ and the thumbnail whose statistics the one-pass mode uses."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shutil
@@ -40,7 +41,11 @@ def thumbnail(image: np.ndarray, multiple: int, pixels: int) -> np.ndarray:
 # Rows of a tile summed by each of the threads that share ``channel_sums`` (numpy's einsum frees the GIL):
 # below 1 MB of floats a thread costs more than it saves.
 _SUM_PART = 1 << 18
-_SUMMERS: list[ThreadPoolExecutor] = []
+
+
+@functools.cache
+def _summers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="cyclegan-keras-sums")
 
 
 def _sums(part: np.ndarray) -> np.ndarray:
@@ -55,9 +60,7 @@ def channel_sums(value: np.ndarray) -> np.ndarray:
     workers = min(os.cpu_count() or 1, value.size // _SUM_PART, len(value))
     if workers < 2:
         return _sums(value)
-    if not _SUMMERS:
-        _SUMMERS.append(ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="cyclegan-keras-sums"))
-    return sum(_SUMMERS[0].map(_sums, np.array_split(value, workers)))
+    return sum(_summers().map(_sums, np.array_split(value, workers)))
 
 
 class Progress:

@@ -84,7 +84,6 @@ class KerasLayers:
         destination[...] = self.array(value)
 
     def pad(self, value, rows: tuple[int, int], cols: tuple[int, int], mode: str):
-        mode = "reflect" if mode == "reflect" else "constant"
         return ops.pad(value, [(0, 0), rows, cols, (0, 0)], mode=mode)
 
     def call(self, op: Op, args: list):
@@ -412,11 +411,12 @@ class TiledGenerator:
             sums = np.zeros((2, self.channels[stage.target])) if stage.target in self.norm_inputs else None
             for region in self._tiles(stage.target, tile, sizes, height):
                 value = self._run_tile(stage, region, sizes, image, arrays, state)
+                array = layout.array(value) if final or sums is not None else None
                 if sums is not None:
-                    sums += channel_sums(layout.array(value))
+                    sums += channel_sums(array)
                 y0, y1, x0, x1 = region
                 if final:
-                    out[y0:y1, x0:x1] = to_pixels(layout.array(value)) if pixels else layout.array(value)
+                    out[y0:y1, x0:x1] = to_pixels(array) if pixels else array
                 else:
                     arrays.write(stage.target, region, value, layout.copy)
                 counter.step()
@@ -472,7 +472,9 @@ class TiledGenerator:
                 value = crop_region(value, have, kept, rows)
                 if rows_pad == cols_pad == (0, 0):
                     return value
-                return layout.pad(value, rows_pad, cols_pad, op.rows.mode)
+                # In keras.ops.pad's names, which PyTorch's F.pad shares.
+                mode = "reflect" if op.rows.mode == "reflect" else "constant"
+                return layout.pad(value, rows_pad, cols_pad, mode)
             value = pad_axis(value, op.rows, region[0], region[1], h, have[:2], rows)
             return pad_axis(value, op.cols, region[2], region[3], w, have[2:], rows + 1)
         if isinstance(op.layer, InstanceNormalization):

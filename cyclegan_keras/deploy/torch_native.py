@@ -453,7 +453,7 @@ class TileFunctions:
         torch.from_numpy(destination).copy_(value[0].permute(1, 2, 0))
 
     def pad(self, value: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int], mode: str):
-        return F.pad(value, (*cols, *rows), mode="reflect" if mode == "reflect" else "constant")
+        return F.pad(value, (*cols, *rows), mode=mode)
 
     def call(self, op, args: list) -> torch.Tensor:
         return self.functions[op.output](args if len(args) > 1 else args[0])
