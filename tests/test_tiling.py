@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -346,10 +347,46 @@ def test_channel_sums_are_float64_sums_of_any_view():
     np.testing.assert_allclose(channel_sums(view[:2]), channel_sums(np.array(view[:2])), rtol=1e-12)
 
 
+def test_pytorch_tile_sums_match_float64_sums_far_from_zero(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from cyclegan_keras.deploy import torch_native
+
+    # A mean 80 standard deviations from zero: float32 sums of squares would lose the variance.
+    x = torch.from_numpy(np.random.default_rng(6).normal(40.0, 0.5, (1, 5, 37, 41)).astype(np.float32))
+    monkeypatch.setattr(torch_native, "_SQUARES", 5 * 100)  # squares through the buffer in 16 parts
+    for tile in (x, x.contiguous(memory_format=torch.channels_last)):
+        sums = torch_native.channel_sums(tile)
+        flat = x[0].reshape(5, -1).double().numpy()
+        np.testing.assert_allclose(sums[0], flat.sum(1), rtol=1e-6)
+        variance = sums[1] / flat.shape[1] - (sums[0] / flat.shape[1]) ** 2
+        np.testing.assert_allclose(variance, flat.var(1), rtol=1e-5)
+
+
+# A tile layout for arrays that are tiles already.
+_NUMPY = SimpleNamespace(copy=np.copyto, array=lambda value: value)
+
+
+def test_arrays_on_disk_hold_what_arrays_in_memory_hold(tmp_path):
+    rng = np.random.default_rng(5)
+    regions = [(0, 3, 0, 7), (3, 9, 0, 4), (3, 9, 4, 7), (1, 8, 2, 6)]  # the last overlaps the others
+    tiles = [rng.normal(size=(r[1] - r[0], r[3] - r[2], 3)).astype(np.float32) for r in regions]
+    with TileArrays(None, None) as memory, TileArrays(0, str(tmp_path), needed=1) as disk:
+        for arrays in (memory, disk):
+            arrays.create(1, (9, 7, 3))
+            for region, tile in zip(regions, tiles):
+                arrays.write(1, region, tile, _NUMPY)
+        assert isinstance(memory.arrays[1], np.ndarray) and os.listdir(disk.folder) == ["1.f32"]
+        for region in [(0, 9, 0, 7), (2, 5, 1, 6), (8, 9, 6, 7)]:
+            np.testing.assert_array_equal(disk.read(1, region), memory.read(1, region))
+        # A value whose rows are not contiguous (a transposed tile) is written row by row all the same.
+        disk.write(1, (0, 3, 0, 4), tiles[0][:, :4].transpose(1, 0, 2).copy().transpose(1, 0, 2), _NUMPY)
+        np.testing.assert_array_equal(disk.read(1, (0, 3, 0, 4)), tiles[0][:, :4])
+
+
 def test_freed_arrays_serve_the_next_of_their_shape(tmp_path):
     with TileArrays(None, None) as arrays:
         arrays.create(1, (4, 5, 2))
-        arrays.write(1, (0, 4, 0, 5), np.ones((4, 5, 2), np.float32), np.copyto)
+        arrays.write(1, (0, 4, 0, 5), np.ones((4, 5, 2), np.float32), _NUMPY)
         first = arrays.arrays[1]
         view = arrays.read(1, (1, 3, 0, 5))
         assert np.shares_memory(view, first) and view.shape == (2, 5, 2)
@@ -361,7 +398,7 @@ def test_freed_arrays_serve_the_next_of_their_shape(tmp_path):
         assert arrays.arrays[3] is not first and not arrays.spare
     with TileArrays(100, str(tmp_path), needed=260) as arrays:  # on disk: reads are copies, files reused
         arrays.create(1, (4, 5, 2))
-        arrays.write(1, (0, 4, 0, 5), np.full((4, 5, 2), 2.0, np.float32), np.copyto)
+        arrays.write(1, (0, 4, 0, 5), np.full((4, 5, 2), 2.0, np.float32), _NUMPY)
         part = arrays.read(1, (0, 2, 0, 5))
         part += 1.0
         np.testing.assert_array_equal(arrays.read(1, (0, 2, 0, 5)), 2.0)
@@ -369,10 +406,19 @@ def test_freed_arrays_serve_the_next_of_their_shape(tmp_path):
         arrays.create(2, (4, 5, 2))
         assert os.listdir(arrays.folder) == ["2.f32"]
         np.testing.assert_array_equal(arrays.read(2, (0, 4, 0, 5)), 2.0)  # the same file, not a new one
+        inode = os.stat(os.path.join(arrays.folder, "2.f32")).st_ino
         arrays.free(2)
-        arrays.create(3, (3, 5, 2))
+        arrays.create(3, (3, 5, 2))  # another shape on disk: the same file, cut to its size
         assert os.listdir(arrays.folder) == ["3.f32"]
+        path = os.path.join(arrays.folder, "3.f32")
+        assert os.stat(path).st_ino == inode and os.path.getsize(path) == 4 * 30
         arrays.free(3)
+        arrays.create(7, (5, 5, 2))  # and extended to a larger one
+        path = os.path.join(arrays.folder, "7.f32")
+        assert os.stat(path).st_ino == inode and os.path.getsize(path) == 4 * 50
+        arrays.write(7, (0, 5, 0, 5), np.full((5, 5, 2), 3.0, np.float32), _NUMPY)
+        np.testing.assert_array_equal(arrays.read(7, (4, 5, 0, 5)), 3.0)
+        arrays.free(7)
         arrays.trim()
         assert os.listdir(arrays.folder) == []
         # What fits beside the arrays in memory goes there, the rest on disk.

@@ -8,7 +8,6 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -73,18 +72,19 @@ class Progress:
             self.callback(self.done, self.total)
 
 
-def _shape(entry: np.ndarray | tuple[str, tuple]) -> tuple:
-    return entry.shape if isinstance(entry, np.ndarray) else entry[1]
+def _size(entry: np.ndarray | tuple[str, tuple]) -> int:
+    return entry.nbytes if isinstance(entry, np.ndarray) else 4 * math.prod(entry[1])
 
 
 class TileArrays:
     """Whole-photo float32 arrays by name: each in memory while it fits ``memory`` bytes beside those
     there already, else a file in a temporary folder (preallocated, so a full disk is an error at
-    creation, not a crash on a later write), mapped only while a tile is read or written so that it does
-    not count as the process's memory. The folder is removed on exit, whatever happened. A freed array
-    serves the next one of its shape: a new one in memory would cost a page fault every 4 kB on its first
-    writes (the writes took 4x as long), a new file its preallocation and the old file's removal (2.6 s
-    of 66 s for 6 MP)."""
+    creation, not a crash on a later write), read and written a tile's row at a time: not mapped, so it
+    does not count as the process's memory, and 3x as fast to write as a mapping, which faults on every
+    page. The folder is removed on exit, whatever happened. A freed array
+    in memory serves the next one of its shape, a freed file the next array on disk of any shape, cut or
+    extended to its size: a new array in memory would cost a page fault every 4 kB on its first writes
+    (the writes took 4x as long), a new file the old one's removal (6 s of 234 for 24 MP)."""
 
     def __init__(self, memory: int | None, temp_dir: str | None, needed: int = 0):
         self.memory, self.temp_dir, self.needed = memory, temp_dir, needed
@@ -116,11 +116,14 @@ class TileArrays:
 
     def create(self, name: int, shape: tuple) -> None:
         held = sum(a.nbytes for a in self.arrays.values() if isinstance(a, np.ndarray))
-        in_memory = not self.folder or held + 4 * math.prod(shape) <= self.memory
-        reused = next(
-            (e for e in self.spare if _shape(e) == shape and isinstance(e, np.ndarray) == in_memory), None
-        )
-        # Those of other shapes go: the memory plan and the disk check count only live arrays.
+        size = 4 * math.prod(shape)
+        in_memory = not self.folder or held + size <= self.memory
+        if in_memory:
+            reused = next((e for e in self.spare if isinstance(e, np.ndarray) and e.shape == shape), None)
+        else:
+            files = [e for e in self.spare if not isinstance(e, np.ndarray)]
+            reused = min(files, key=lambda e: abs(_size(e) - size), default=None)
+        # The others go: the memory plan and the disk check count only live arrays.
         self._let_go(keep=reused)
         if in_memory:
             self.arrays[name] = np.empty(shape, np.float32) if reused is None else reused
@@ -129,29 +132,36 @@ class TileArrays:
         try:
             if reused is not None:
                 os.replace(reused[0], path)
-            else:
-                with open(path, "wb") as file:
-                    os.posix_fallocate(file.fileno(), 0, 4 * math.prod(shape))
+            if reused is not None and _size(reused) > size:
+                os.truncate(path, size)
+            elif reused is None or _size(reused) < size:
+                with open(path, "ab") as file:
+                    os.posix_fallocate(file.fileno(), 0, size)
         except OSError as error:
             raise write_failed(path, "a temporary array of the tiled translation", error) from error
         self.arrays[name] = (path, shape)
 
-    def _map(self, name: int, mode: str) -> np.ndarray:
-        entry = self.arrays[name]
-        if isinstance(entry, np.ndarray):
-            return entry
-        return np.memmap(entry[0], np.float32, mode, shape=entry[1])
-
     def read(self, name: int, region: Region) -> np.ndarray:
         """The region: a view of an array in memory (not to be written into), a copy of one on disk."""
-        array = self._map(name, "r")
-        part = array[region[0] : region[1], region[2] : region[3]]
-        return part if isinstance(self.arrays[name], np.ndarray) else np.array(part)
+        entry = self.arrays[name]
+        if isinstance(entry, np.ndarray):
+            return entry[region[0] : region[1], region[2] : region[3]]
+        part = np.empty((region[1] - region[0], region[3] - region[2], entry[1][2]), np.float32)
+        _rows(entry, region, part, write=False)
+        return part
 
-    def write(self, name: int, region: Region, value, copy: Callable[[np.ndarray, object], None]) -> None:
-        """Writes ``value`` into the region with ``copy(destination, value)`` (a tile layout's ``copy``)."""
-        array = self._map(name, "r+")
-        copy(array[region[0] : region[1], region[2] : region[3]], value)
+    def write(self, name: int, region: Region, value, layout, array: np.ndarray | None = None) -> None:
+        """Writes a tile's ``value`` into the region: into an array in memory with the tile layout's
+        ``copy``, into one on disk from ``array`` (``layout.array(value)``, passed where the caller has
+        it already)."""
+        entry = self.arrays[name]
+        if isinstance(entry, np.ndarray):
+            layout.copy(entry[region[0] : region[1], region[2] : region[3]], value)
+            return
+        try:
+            _rows(entry, region, layout.array(value) if array is None else array, write=True)
+        except OSError as error:
+            raise write_failed(entry[0], "a temporary array of the tiled translation", error) from error
 
     def trim(self) -> None:
         """Lets the freed arrays go when no new array will reuse them."""
@@ -165,3 +175,17 @@ class TileArrays:
             if entry is not keep and not isinstance(entry, np.ndarray):
                 os.remove(entry[0])
         self.spare = []
+
+
+def _rows(entry: tuple[str, tuple], region: Region, part: np.ndarray, write: bool) -> None:
+    """Reads or writes ``part``, the region of the file's ``[H, W, C]`` array, one row of the region at a
+    time (a row is contiguous in the file), without a copy or a buffer between the file and ``part``."""
+    path, (_, width, channels) = entry
+    row_bytes = 4 * (region[3] - region[2]) * channels
+    with open(path, "r+b" if write else "rb", buffering=0) as file:
+        for i, y in enumerate(range(region[0], region[1])):
+            file.seek(4 * (y * width + region[2]) * channels)
+            row = np.ascontiguousarray(part[i])
+            done = file.write(row) if write else file.readinto(row)
+            if done != row_bytes:
+                raise OSError(f"{done} of {row_bytes} bytes at row {y}")
