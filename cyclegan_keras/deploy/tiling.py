@@ -80,9 +80,6 @@ class KerasLayers:
     def array(self, value) -> np.ndarray:
         return np.asarray(ops.convert_to_numpy(value), np.float32)[0]
 
-    def sums(self, value, array: np.ndarray) -> np.ndarray:
-        return channel_sums(array)
-
     def copy(self, destination: np.ndarray, value) -> None:
         destination[...] = self.array(value)
 
@@ -416,7 +413,7 @@ class TiledGenerator:
                 value = self._run_tile(stage, region, sizes, image, arrays, state)
                 array = layout.array(value) if final or sums is not None else None
                 if sums is not None:
-                    sums += layout.sums(value, array)
+                    sums += channel_sums(array)
                 y0, y1, x0, x1 = region
                 if final:
                     out[y0:y1, x0:x1] = to_pixels(array) if pixels else array

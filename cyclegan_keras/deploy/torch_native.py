@@ -63,39 +63,21 @@ _SQUARES = 1 << 18
 
 
 def _mean_square(x: torch.Tensor) -> torch.Tensor:
-    """The mean of ``x ** 2`` per image and channel (``[N, C, 1, 1]``)."""
-    height, width = x.shape[2:]
-    return (_square_sums(x) / (height * width)).to(x.dtype).view(*x.shape[:2], 1, 1)
-
-
-def _square_sums(x: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
-    """The sums of ``(x - mean) ** 2`` (``mean``: ``[N, C]``, or none) per image and channel, in float64
-    (``[N, C]``). On a CPU and channels-last memory, through a cache-sized buffer instead of a photo-sized
-    square: each new photo-sized tensor costs a pass and page faults, and a megapixel's norms took 2.4x
-    as long with one (and a centred copy) each."""
-    count, channels = x.shape[:2]
+    """The mean of ``x ** 2`` per image and channel (``[N, C, 1, 1]``). On a CPU and channels-last
+    memory, summed through a cache-sized buffer instead of a photo-sized square: each new photo-sized
+    tensor costs a pass and page faults, and a megapixel's norms took 2.4x as long with one (and a
+    centred copy) each."""
+    count, channels, height, width = x.shape
     if x.device.type != "cpu" or not x.is_contiguous(memory_format=torch.channels_last):
-        centred = x if mean is None else x - mean.view(count, channels, 1, 1)
-        return centred.square().sum(dim=(2, 3), dtype=torch.float64).cpu()
+        return x.square().mean(dim=(2, 3), keepdim=True)
     rows = max(1, _SQUARES // channels)
     buffer = torch.empty(rows, channels, dtype=x.dtype)
     sums = torch.zeros(count, channels, dtype=torch.float64)
     for image in range(count):
         for part in x[image].permute(1, 2, 0).reshape(-1, channels).split(rows):
             squares = buffer[: part.shape[0]]
-            centred = part if mean is None else torch.sub(part, mean[image], out=squares)
-            sums[image] += torch.mul(centred, centred, out=squares).sum(0)
-    return sums
-
-
-def channel_sums(x: torch.Tensor) -> np.ndarray:
-    """``deploy.tile_arrays.channel_sums`` of a tile, a channels-first batch of one: a float32 mean and
-    the float64 sum of squares about it (``_square_sums``), as precise as the whole photo's norm and
-    half the time of float64 sums of every element."""
-    mean = x.mean(dim=(2, 3))
-    count = x.shape[2] * x.shape[3]
-    total = mean[0].double().cpu() * count
-    return torch.stack([total, _square_sums(x, mean)[0] + total * total / count]).numpy()
+            sums[image] += torch.mul(part, part, out=squares).sum(0)
+    return (sums / (height * width)).to(x.dtype).view(count, channels, 1, 1)
 
 
 def normalise_with(
@@ -465,9 +447,6 @@ class TileFunctions:
 
     def array(self, value: torch.Tensor) -> np.ndarray:
         return value[0].permute(1, 2, 0).float().cpu().numpy()
-
-    def sums(self, value: torch.Tensor, array: np.ndarray | None) -> np.ndarray:
-        return channel_sums(value)
 
     def copy(self, destination: np.ndarray, value: torch.Tensor) -> None:
         # PyTorch's copy runs on every thread, numpy's on one: 3.5x as fast on two.
