@@ -368,6 +368,15 @@ def test_arrays_on_disk_hold_what_arrays_in_memory_hold(tmp_path):
         np.testing.assert_array_equal(disk.read(1, (0, 3, 0, 4)), tiles[0][:, :4])
 
 
+def test_arrays_on_disk_where_blocks_cannot_be_reserved(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "posix_fallocate", raising=False)  # as on macOS and Windows
+    with TileArrays(0, str(tmp_path), needed=1) as arrays:
+        arrays.create(1, (3, 4, 2))
+        assert os.path.getsize(os.path.join(arrays.folder, "1.f32")) == 4 * 24
+        arrays.write(1, (1, 3, 1, 4), np.full((2, 3, 2), 5.0, np.float32), _NUMPY)
+        np.testing.assert_array_equal(arrays.read(1, (1, 3, 1, 4)), 5.0)
+
+
 def test_freed_arrays_serve_the_next_of_their_shape(tmp_path):
     with TileArrays(None, None) as arrays:
         arrays.create(1, (4, 5, 2))

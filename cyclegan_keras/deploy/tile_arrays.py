@@ -136,7 +136,7 @@ class TileArrays:
                 os.truncate(path, size)
             elif reused is None or _size(reused) < size:
                 with open(path, "ab") as file:
-                    os.posix_fallocate(file.fileno(), 0, size)
+                    _reserve(file, size)
         except OSError as error:
             raise write_failed(path, "a temporary array of the tiled translation", error) from error
         self.arrays[name] = (path, shape)
@@ -175,6 +175,15 @@ class TileArrays:
             if entry is not keep and not isinstance(entry, np.ndarray):
                 os.remove(entry[0])
         self.spare = []
+
+
+def _reserve(file, size: int) -> None:
+    """Makes the file ``size`` bytes long with its blocks reserved, so that a full disk fails here and not
+    on a later write; where the system cannot reserve them (macOS, Windows), a later write reports it."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(file.fileno(), 0, size)
+    else:
+        file.truncate(size)
 
 
 def _rows(entry: tuple[str, tuple], region: Region, part: np.ndarray, write: bool) -> None:
