@@ -118,15 +118,18 @@ def assert_learns_colour_mapping():
     )
     data = tf.data.Dataset.from_tensor_slices((a, b)).shuffle(32, seed=0).batch(4, drop_remainder=True)
     before = model.evaluate(data, verbose=0, return_dict=True)
-    model.fit(data, epochs=8, verbose=0)
+    history = model.fit(data, epochs=8, verbose=0).history
     after = model.evaluate(data, verbose=0, return_dict=True)
     # The cycles close (a detached cycle term would not) ...
     assert after["cycle_aba"] < 0.5 * before["cycle_aba"]
     assert after["cycle_bab"] < 0.5 * before["cycle_bab"]
-    # ... the discriminators learn to tell real from fake (frozen ones stay near 0.5) ...
-    assert after["disc_a"] < 0.35 and after["disc_b"] < 0.35, after
-    # ... and the generators still fool them (a wrong-signed adversarial term would lose badly).
-    assert after["adv_ab"] < 0.7 and after["adv_ba"] < 0.7, after
+    # ... the discriminators learn to tell real from fake (frozen ones climb to 0.77-0.85) and the
+    # generators still fool them (a wrong-signed adversarial term would lose badly), over the last four
+    # epochs: one evaluation after the last step catches the game mid-swing (on a Sapphire Rapids Xeon, one
+    # discriminator at 0.79 there while it trained at 0.19-0.25).
+    late = {name: float(np.mean(history[name][-4:])) for name in ("disc_a", "disc_b", "adv_ab", "adv_ba")}
+    assert late["disc_a"] < 0.35 and late["disc_b"] < 0.35, late
+    assert late["adv_ab"] < 0.7 and late["adv_ba"] < 0.7, late
     # Translated images take the other domain's colour: blue channel above red for A -> B, and back.
     fake_b = (
         keras.ops.convert_to_numpy(model.translate(a[:8], "a_to_b")).astype("float32").mean(axis=(0, 1, 2))
