@@ -143,6 +143,13 @@ def measure(args, mp: float, mode: str, save: str | None) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def _positive(text: str) -> int:
+    value = int(text) if text.strip().isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of runs, 1 or more, got {text!r}")
+    return value
+
+
 def best_of(args, mp: float, mode: str, save: str | None) -> dict:
     """The fastest of ``--repeat`` runs (this machine has slow spells), with the highest peak of them."""
     results = [measure(args, mp, mode, save) for _ in range(args.repeat)]
@@ -165,7 +172,7 @@ def main() -> None:
     parser.add_argument(
         "--whole-up-to", type=float, default=2.0, help="largest megapixels to translate whole"
     )
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each row; the fastest is shown")
+    parser.add_argument("--repeat", type=_positive, default=1, help="runs of each row; the fastest is shown")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mp", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -174,6 +181,14 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    if args.max_memory != "default":
+        from cyclegan_keras.errors import UsageError
+        from cyclegan_keras.system.hardware import memory_size
+
+        try:
+            memory_size(args.max_memory)
+        except UsageError as error:
+            parser.error(str(error))
     from cyclegan_keras.system.hardware import cpu_flags
 
     flags = sorted(

@@ -81,10 +81,10 @@ class TileArrays:
     there already, else a file in a temporary folder (preallocated, so a full disk is an error at
     creation, not a crash on a later write), read and written a tile's row at a time: not mapped, so it
     does not count as the process's memory, and 3x as fast to write as a mapping, which faults on every
-    page. The folder is removed on exit, whatever happened. A freed array
-    in memory serves the next one of its shape, a freed file the next array on disk of any shape, cut or
-    extended to its size: a new array in memory would cost a page fault every 4 kB on its first writes
-    (the writes took 4x as long), a new file the old one's removal (6 s of 234 for 24 MP)."""
+    page. The folder is removed on exit, whatever happened. A freed array in memory serves the next one
+    of its shape, a freed file the next array on disk of any shape, cut or extended to its size: a new
+    array in memory would cost a page fault every 4 kB on its first writes (the writes took 4x as long),
+    a new file the old one's removal (6 s of 234 for 24 MP)."""
 
     def __init__(self, memory: int | None, temp_dir: str | None, needed: int = 0):
         self.memory, self.temp_dir, self.needed = memory, temp_dir, needed
@@ -188,7 +188,8 @@ def _reserve(file, size: int) -> None:
 
 def _rows(entry: tuple[str, tuple], region: Region, part: np.ndarray, write: bool) -> None:
     """Reads or writes ``part``, the region of the file's ``[H, W, C]`` array, one row of the region at a
-    time (a row is contiguous in the file), without a copy or a buffer between the file and ``part``."""
+    time (a row is contiguous in the file), with no buffer between the file and ``part`` (a row of
+    ``part`` that is not contiguous is copied before it is written)."""
     path, (_, width, channels) = entry
     row_bytes = 4 * (region[3] - region[2]) * channels
     with open(path, "r+b" if write else "rb", buffering=0) as file:
